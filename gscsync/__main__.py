@@ -1,0 +1,3 @@
+from gscsync.cli import main
+
+main()

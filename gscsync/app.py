@@ -1,0 +1,168 @@
+"""The commands, free of CLI concerns: settings in, a report or a GscSyncError out."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+
+import httpx
+
+from gscsync import __version__
+from gscsync.auth import GoogleAuth, HttpxRequest, load_credentials
+from gscsync.client import GscClient, make_retrying
+from gscsync.config import Settings
+from gscsync.dates import earliest_served, pacific_today
+from gscsync.db import Store, check_db_path, memory_db, open_db, open_db_readonly
+from gscsync.errors import GscSyncError, NoAccessibleSite
+from gscsync.lock import hold_lock
+from gscsync.planner import candidate_days
+from gscsync.sync import Engine, Job, ProgressCallback, RunReport, resolve_sites
+
+log = logging.getLogger("gscsync")
+USER_AGENT = f"gscsync/{__version__}"
+
+
+@contextmanager
+def api_client(settings: Settings) -> Iterator[GscClient]:
+    """A ready client: credentials loaded, one httpx.Client for the API, one for tokens."""
+    credentials = load_credentials(settings.credentials)
+    timeout = httpx.Timeout(settings.timeout)
+    headers = {"User-Agent": USER_AGENT}
+    with httpx.Client(timeout=timeout, headers=headers) as token_http:
+        auth = GoogleAuth(credentials, HttpxRequest(token_http))
+        limits = httpx.Limits(max_connections=settings.concurrency + 2)
+        with httpx.Client(auth=auth, timeout=timeout, headers=headers, limits=limits) as http:
+            yield GscClient(
+                http,
+                base_url=settings.api_url,
+                retrying=make_retrying(settings.max_attempts),
+            )
+
+
+def ledger_dates(store: Store, site_url: str, search_type: str) -> dict[date, str]:
+    """The ledger as ``{day: status}``."""
+    return {
+        date.fromisoformat(d): row.status for d, row in store.ledger(site_url, search_type).items()
+    }
+
+
+def sync_jobs(settings: Settings, store: Store, sites: list[str], today: date) -> list[Job]:
+    """Every site × search type with the days ``sync`` should ask about."""
+    earliest = earliest_served(today)
+    return [
+        Job(
+            site,
+            search_type,
+            candidate_days(
+                today=today,
+                window=settings.sync_days,
+                ledger=ledger_dates(store, site, search_type),
+                earliest=earliest,
+            ),
+        )
+        for site in sites
+        for search_type in settings.search_types
+    ]
+
+
+@dataclass
+class Outcome:
+    """A finished run: its report and the exit code it calls for."""
+
+    report: RunReport
+    exit_code: int
+    skipped: bool = False
+
+
+def run_sync(
+    settings: Settings,
+    *,
+    today: date | None = None,
+    on_progress: ProgressCallback | None = None,
+    stop: threading.Event | None = None,
+) -> Outcome:
+    """``gscsync sync``: fetch what the ledger and the API say is missing."""
+    if not settings.enabled:
+        log.info("GSCSYNC_ENABLED is off: sync is disabled, nothing was done")
+        return Outcome(RunReport(), 0, skipped=True)
+    started = time.monotonic()
+    today = today or pacific_today()
+    load_credentials(settings.credentials)  # a bad file is exit 2 before the DB is touched
+    check_db_path(settings.db)
+    with hold_lock(settings.lock_path):
+        db = open_db(settings.db)
+        store = Store(db)
+        run_id = store.start_run("sync")
+        try:
+            with api_client(settings) as client:
+                sites = resolve_sites(settings, client)
+                engine = Engine(
+                    settings,
+                    store,
+                    client,
+                    today=today,
+                    on_progress=on_progress,
+                    stop=stop,
+                    deadline=started + settings.max_runtime if settings.max_runtime else None,
+                )
+                engine.report.sites = sites
+                report = engine.run(sync_jobs(settings, store, sites, today))
+        except GscSyncError as exc:
+            store.finish_run(run_id, status="failed", error=str(exc))
+            db.close()
+            raise
+        all_denied = bool(sites) and set(report.denied_sites) >= set(sites)
+        error = _summary_error(report)
+        store.finish_run(
+            run_id,
+            status="failed" if all_denied else report.status,
+            error=error,
+            days_ok=report.days_ok,
+            days_failed=report.days_failed,
+            rows_written=report.rows_written,
+            requests=report.requests,
+        )
+        store.prune_runs(settings.retention_days)
+        db.close()
+    if all_denied:
+        raise NoAccessibleSite(
+            "no configured site is accessible: "
+            + "; ".join(f"{s}: {m}" for s, m in report.denied_sites.items())
+        )
+    return Outcome(report, 0 if report.status == "ok" else 1)
+
+
+def _summary_error(report: RunReport) -> str | None:
+    parts = []
+    if report.stopped:
+        parts.append(f"stopped early: {report.stopped}")
+    if report.failures:
+        task, message = report.failures[0]
+        parts.append(
+            f"{report.days_failed} day(s) failed, first {task.site_url} {task.search_type} "
+            f"{task.date}: {message}"
+        )
+    return "; ".join(parts) or None
+
+
+def plan_sync(settings: Settings, *, today: date | None = None) -> list[Job]:
+    """``sync --dry-run``: the days each site and type would be asked about; nothing fetched.
+
+    Which of them are final is the API's answer at run time, so the plan lists candidates.
+    """
+    today = today or pacific_today()
+    db = open_db_readonly(settings.db) if settings.db.exists() else memory_db()
+    try:
+        if settings.sites:
+            sites = list(settings.sites)
+        else:
+            with api_client(settings) as client:
+                sites = resolve_sites(settings, client)
+        return sync_jobs(settings, Store(db), sites, today)
+    finally:
+        db.close()

@@ -1,0 +1,224 @@
+"""The command line: parse flags, build Settings, call the core, render, map errors to exits.
+
+Every error leaves as one line on stderr and the exit code of SPEC.md; ``-v`` adds the
+traceback. typer and rich live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from gscsync import __version__, logs
+from gscsync import app as core
+from gscsync.config import Settings, load_settings
+from gscsync.errors import GscSyncError
+from gscsync.sync import Job
+
+log = logging.getLogger("gscsync")
+
+app = typer.Typer(
+    name="gscsync",
+    help="Copy Google Search Console performance data into SQLite, day by day.",
+    invoke_without_command=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+SiteOpt = Annotated[
+    list[str] | None,
+    typer.Option("--site", "-s", help="Property to sync (repeatable); replaces GSCSYNC_SITES."),
+]
+TypeOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--search-type",
+        "-t",
+        help="Search type (repeatable): web, image, video, news, discover, googleNews.",
+    ),
+]
+DbOpt = Annotated[Path | None, typer.Option("--db", help="SQLite database path (GSCSYNC_DB).")]
+EnvFileOpt = Annotated[
+    Path | None, typer.Option("--env-file", help="Read settings from this .env file.")
+]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Print the plan (site, type, days) and fetch nothing.")
+]
+LogFormatOpt = Annotated[
+    str | None, typer.Option("--log-format", help="text or json (GSCSYNC_LOG_FORMAT).")
+]
+VerboseOpt = Annotated[
+    int, typer.Option("--verbose", "-v", count=True, help="More detail; -v shows tracebacks.")
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")]
+
+
+class _State:
+    verbosity = 0
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"gscsync {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Copy Google Search Console performance data into SQLite, day by day."""
+    if ctx.invoked_subcommand is None:
+        print(ctx.get_help())
+        raise typer.Exit(0)
+
+
+def _settings(
+    *,
+    site: Sequence[str] | None,
+    search_type: Sequence[str] | None,
+    db: Path | None,
+    env_file: Path | None,
+    log_format: str | None,
+    verbose: int,
+    quiet: bool,
+) -> Settings:
+    _State.verbosity = -1 if quiet else verbose
+    # Log in text until the settings say otherwise, so a settings error still prints.
+    logs.configure(log_format if log_format in ("text", "json") else "text", _State.verbosity)
+    settings = load_settings(
+        {"sites": site, "search_types": search_type, "db": db, "log_format": log_format},
+        env_file=env_file,
+    )
+    logs.configure(settings.log_format, _State.verbosity)
+    return settings
+
+
+def _fail(exc: BaseException, code: int) -> NoReturn:
+    message = logs.scrub(str(exc)) or type(exc).__name__
+    print(f"gscsync: error: {message}", file=sys.stderr)
+    if _State.verbosity > 0:
+        traceback.print_exception(exc, file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def _guard(body: Callable[[], int]) -> NoReturn:
+    """Run a command body; map its outcome or error to the exit code."""
+    try:
+        code = body()
+    except GscSyncError as exc:
+        _fail(exc, exc.exit_code)
+    raise typer.Exit(code)
+
+
+def _ranges(days: Sequence[date]) -> str:
+    """2026-01-01..2026-01-03, 2026-01-07 — consecutive days folded."""
+    out: list[str] = []
+    start = prev = None
+    for day in sorted(days):
+        if prev is not None and day == prev + timedelta(days=1):
+            prev = day
+            continue
+        if start is not None and prev is not None:
+            out.append(start.isoformat() if start == prev else f"{start}..{prev}")
+        start = prev = day
+    if start is not None and prev is not None:
+        out.append(start.isoformat() if start == prev else f"{start}..{prev}")
+    return ", ".join(out) or "nothing"
+
+
+def _print_plan(jobs: Sequence[Job]) -> None:
+    for job in jobs:
+        print(
+            f"{job.site_url}\t{job.search_type}\t{len(job.candidates)} day(s)\t"
+            f"{_ranges(job.candidates)}"
+        )
+    print("(days the API does not yet report final are skipped at run time)")
+
+
+@app.command()
+def sync(
+    site: SiteOpt = None,
+    search_type: TypeOpt = None,
+    db: DbOpt = None,
+    env_file: EnvFileOpt = None,
+    dry_run: DryRunOpt = False,
+    log_format: LogFormatOpt = None,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Incremental run for cron: fetch the final days not stored yet.
+
+    Every site and search type: the trailing GSCSYNC_SYNC_DAYS window, days that failed
+    before, and the days missed during an outage. Example: gscsync sync -s sc-domain:example.com
+    """
+
+    def body() -> int:
+        settings = _settings(
+            site=site,
+            search_type=search_type,
+            db=db,
+            env_file=env_file,
+            log_format=log_format,
+            verbose=verbose,
+            quiet=quiet,
+        )
+        if dry_run:
+            _print_plan(core.plan_sync(settings))
+            return 0
+        outcome = core.run_sync(settings)
+        if not outcome.skipped:
+            r = outcome.report
+            log.info(
+                "sync %s: %d day(s) written, %d failed, %d rows, %d requests, %d site(s)",
+                r.status,
+                r.days_ok,
+                r.days_failed,
+                r.rows_written,
+                r.requests,
+                len(r.sites),
+            )
+        return outcome.exit_code
+
+    _guard(body)
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Console-script entry point."""
+    command = typer.main.get_command(app)
+    try:
+        result: Any = command.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="gscsync",
+            standalone_mode=False,
+        )
+    except typer.Abort:
+        print("gscsync: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except typer.TyperException as exc:  # usage errors: bad flag, bad value
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see: gscsync {ctx.info_name} --help)" if ctx is not None and ctx.parent else ""
+        print(f"gscsync: error: {exc.format_message()}{hint}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # a bug: still one line, the traceback only with -v
+        print(
+            f"gscsync: internal error: {type(exc).__name__}: {logs.scrub(str(exc))}; "
+            "rerun with -v for details",
+            file=sys.stderr,
+        )
+        if _State.verbosity > 0:
+            traceback.print_exception(exc, file=sys.stderr)
+        sys.exit(1)
+    sys.exit(result if isinstance(result, int) else 0)

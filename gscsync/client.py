@@ -1,0 +1,267 @@
+"""A typed client for the two Search Console endpoints gscsync needs.
+
+One ``httpx.Client`` carries every request (authentication is its ``httpx.Auth``).
+Answers are turned into plain data or into the typed errors of ``gscsync.errors``;
+transient errors are retried by one tenacity policy built in :func:`make_retrying`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import tenacity
+
+from gscsync.errors import (
+    ApiError,
+    BadRequest,
+    BadResponse,
+    NetworkError,
+    PermissionDenied,
+    QuotaExceeded,
+    RateLimited,
+    ServerError,
+    TransientError,
+    Unauthorized,
+)
+
+ROW_LIMIT = 25_000
+MAX_PAGES = 400  # 10 million rows: far past the API's cap, a guard against a looping server
+RATE_REASONS = {"ratelimitexceeded", "userratelimitexceeded"}
+MAX_BACKOFF = 64.0
+
+log = logging.getLogger("gscsync")
+
+Sleep = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class Site:
+    """A property the credentials can see."""
+
+    url: str
+    permission: str
+
+    @property
+    def has_data_access(self) -> bool:
+        return self.permission != "siteUnverifiedUser"
+
+
+@dataclass
+class QueryResult:
+    """All pages of one Search Analytics query."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    pages: int = 0
+
+
+def encode_site(site_url: str) -> str:
+    """The property as one fully percent-encoded path segment."""
+    return quote(site_url, safe="")
+
+
+def first_incomplete_date(metadata: dict[str, Any]) -> str | None:
+    """Read the freshness marker in either spelling."""
+    value = metadata.get("first_incomplete_date") or metadata.get("firstIncompleteDate")
+    return str(value)[:10] if value else None
+
+
+def error_from_response(response: httpx.Response) -> ApiError:
+    """Turn an error answer into the matching typed error."""
+    status = response.status_code
+    message, reason = _parse_error_body(response)
+    reason_key = reason.lower()
+    if status in (403, 429) and "quota" in reason_key and reason_key not in RATE_REASONS:
+        return QuotaExceeded(message, status=status, reason=reason)
+    if status == 429 or reason_key in RATE_REASONS:
+        return RateLimited(
+            message, status=status, reason=reason, retry_after=_retry_after(response)
+        )
+    if status >= 500:
+        return ServerError(message, status=status, reason=reason)
+    if status == 400:
+        return BadRequest(message, status=status, reason=reason)
+    if status == 401:
+        return Unauthorized(message, status=status, reason=reason)
+    if status == 403:
+        return PermissionDenied(message, status=status, reason=reason)
+    return ApiError(message, status=status, reason=reason)
+
+
+def _parse_error_body(response: httpx.Response) -> tuple[str, str]:
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError, httpx.ResponseNotRead):
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        message = str(error.get("message") or response.reason_phrase or "error")
+        errors = error.get("errors")
+        reason = ""
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            reason = str(errors[0].get("reason") or "")
+        return message, reason or str(error.get("status") or "")
+    return response.reason_phrase or f"HTTP {response.status_code}", ""
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+class _Wait(tenacity.wait.wait_base):
+    """Full-jitter exponential backoff; a server's Retry-After wins when it gives one."""
+
+    def __init__(self, base: float, cap: float, rng: random.Random) -> None:
+        self.base = base
+        self.cap = cap
+        self.rng = rng
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        if isinstance(exc, RateLimited) and exc.retry_after is not None:
+            return min(exc.retry_after, self.cap * 5)
+        ceiling = min(self.cap, self.base * 2 ** (retry_state.attempt_number - 1))
+        return self.rng.uniform(0, ceiling)
+
+
+def make_retrying(
+    max_attempts: int,
+    *,
+    sleep: Sleep = time.sleep,
+    base: float = 1.0,
+    cap: float = MAX_BACKOFF,
+    rng: random.Random | None = None,
+    on_retry: Callable[[BaseException, int, float], None] | None = None,
+) -> tenacity.Retrying:
+    """The one retry policy: transient errors only, ``max_attempts`` tries in all."""
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        delay = state.upcoming_sleep
+        if exc is not None:
+            log.warning(
+                "retrying after %s (attempt %d of %d, waiting %.1fs)",
+                exc,
+                state.attempt_number,
+                max_attempts,
+                delay,
+            )
+            if on_retry is not None:
+                on_retry(exc, state.attempt_number, delay)
+
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(TransientError),
+        stop=tenacity.stop_after_attempt(max_attempts),
+        wait=_Wait(base, cap, rng or random.Random()),
+        sleep=sleep,
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+
+
+class GscClient:
+    """Search Console API over one ``httpx.Client``.
+
+    :param http: the client; its ``auth`` attaches the access token.
+    :param base_url: API root, e.g. ``https://searchconsole.googleapis.com``.
+    :param retrying: the retry policy (see :func:`make_retrying`); None means one try.
+    :param before_request: called before every attempt (rate limiting, stop checks).
+    """
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        *,
+        base_url: str,
+        retrying: tenacity.Retrying | None = None,
+        before_request: Callable[[], None] | None = None,
+    ) -> None:
+        self.http = http
+        self.base_url = base_url.rstrip("/")
+        self.retrying = retrying or make_retrying(1)
+        self.before_request = before_request
+        self._count_lock = threading.Lock()
+        self.requests = 0
+
+    def list_sites(self) -> list[Site]:
+        """``sites.list``: every property the credentials can see."""
+        body = self._call("GET", f"{self.base_url}/webmasters/v3/sites")
+        entries = body.get("siteEntry") or []
+        if not isinstance(entries, list):
+            raise BadResponse("sites.list: siteEntry is not a list")
+        return [
+            Site(str(e.get("siteUrl", "")), str(e.get("permissionLevel", "")))
+            for e in entries
+            if isinstance(e, dict) and e.get("siteUrl")
+        ]
+
+    def query_page(self, site_url: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One ``searchAnalytics.query`` request."""
+        url = f"{self.base_url}/webmasters/v3/sites/{encode_site(site_url)}/searchAnalytics/query"
+        result = self._call("POST", url, json=body)
+        rows = result.get("rows", [])
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise BadResponse("searchAnalytics.query: rows is not a list of objects")
+        return result
+
+    def query(self, site_url: str, body: dict[str, Any]) -> QueryResult:
+        """Every page of a query: ``rowLimit`` 25000, ``startRow`` on until a short page."""
+        result = QueryResult()
+        start = 0
+        while True:
+            page = self.query_page(site_url, {**body, "rowLimit": ROW_LIMIT, "startRow": start})
+            result.pages += 1
+            rows: list[dict[str, Any]] = page.get("rows", [])
+            result.rows.extend(rows)
+            if result.pages == 1:
+                metadata = page.get("metadata")
+                result.metadata = metadata if isinstance(metadata, dict) else {}
+            if len(rows) < ROW_LIMIT or result.pages >= MAX_PAGES:
+                return result
+            start += len(rows)
+
+    def _call(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        # Retrying keeps per-call state on itself: each call (and thread) gets its own copy.
+        for attempt in self.retrying.copy():
+            with attempt:
+                return self._send(method, url, **kwargs)
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        if self.before_request is not None:
+            self.before_request()
+        with self._count_lock:
+            self.requests += 1
+        try:
+            response = self.http.request(method, url, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise NetworkError(f"timed out ({type(exc).__name__})") from None
+        except httpx.DecodingError as exc:
+            raise BadResponse(f"undecodable body ({exc})") from None
+        except httpx.TransportError as exc:
+            raise NetworkError(f"connection failed ({type(exc).__name__}: {exc})") from None
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise BadResponse(f"HTTP {response.status_code} with a body that is not JSON") from None
+        if not isinstance(body, dict):
+            raise BadResponse(f"HTTP {response.status_code} with a body that is not an object")
+        return body

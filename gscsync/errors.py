@@ -1,0 +1,144 @@
+"""The one exception tree of gscsync.
+
+Every error the core raises is a ``GscSyncError``; the CLI maps it to an exit code in
+one place (``exit_code`` on the class) and prints its message as one line.
+
+    GscSyncError                      exit 1
+    ├── ConfigError                   exit 2  bad flag, setting, date, credentials file
+    ├── AuthError                     exit 3  token endpoint refused the credentials
+    ├── NoAccessibleSite              exit 3  every configured site refused access
+    ├── BreakerOpen                   exit 4  circuit breaker open, run skipped
+    ├── LockHeld                      exit 75 another run holds the lock
+    ├── Interrupted                   exit 130 SIGINT/SIGTERM, stopped cleanly
+    └── ApiError                      exit 1  an answer from the Search Console API
+        ├── TransientError                    retried with backoff
+        │   ├── RateLimited                   429 / rateLimitExceeded
+        │   ├── ServerError                   5xx
+        │   ├── NetworkError                  timeout, dropped connection
+        │   └── BadResponse                   truncated or non-JSON body
+        ├── QuotaExceeded                     load quota: stop requesting this run
+        ├── PermissionDenied                  403 forbidden: that site fails
+        ├── BadRequest                        400: that day fails, not retried
+        └── Unauthorized                      401 after a token refresh
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class GscSyncError(Exception):
+    """Base of every gscsync error."""
+
+    exit_code: ClassVar[int] = 1
+
+
+class ConfigError(GscSyncError):
+    """A usage or configuration error: bad flag, setting, date or credentials file."""
+
+    exit_code = 2
+
+
+class AuthError(GscSyncError):
+    """The token endpoint refused the credentials (``invalid_grant`` and friends)."""
+
+    exit_code = 3
+
+
+class NoAccessibleSite(GscSyncError):
+    """No configured site answered with data access."""
+
+    exit_code = 3
+
+
+class BreakerOpen(GscSyncError):
+    """The circuit breaker is open: the run is skipped without calling the API."""
+
+    exit_code = 4
+
+
+class LockHeld(GscSyncError):
+    """Another gscsync run holds the lock file."""
+
+    exit_code = 75
+
+    def __init__(self, path: str, pid: int | None) -> None:
+        holder = f"pid {pid}" if pid else "another process"
+        super().__init__(
+            f"another gscsync run ({holder}) holds the lock {path}; "
+            "wait for it to finish or set GSCSYNC_LOCK_FILE"
+        )
+        self.path = path
+        self.pid = pid
+
+
+class Interrupted(GscSyncError):
+    """Stopped by SIGINT/SIGTERM after committing what was complete."""
+
+    exit_code = 130
+
+
+class ApiError(GscSyncError):
+    """An error answer (or no usable answer) from the Search Console API."""
+
+    def __init__(self, message: str, *, status: int | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.reason = reason
+
+    def __str__(self) -> str:
+        parts = [str(self.status)] if self.status else []
+        if self.reason:
+            parts.append(self.reason)
+        prefix = " ".join(parts)
+        return f"{prefix}: {self.message}" if prefix else self.message
+
+
+class TransientError(ApiError):
+    """Worth retrying: the same request may well succeed later."""
+
+
+class RateLimited(TransientError):
+    """429 or a 403 whose reason is a rate limit."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        reason: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status=status, reason=reason)
+        self.retry_after = retry_after
+
+
+class ServerError(TransientError):
+    """A 5xx answer."""
+
+
+class NetworkError(TransientError):
+    """Timeout, refused or dropped connection."""
+
+
+class BadResponse(TransientError):
+    """A 2xx answer whose body is truncated or not the JSON expected."""
+
+
+class QuotaExceeded(ApiError):
+    """Search Analytics load quota: nothing more should be requested in this run."""
+
+
+class PermissionDenied(ApiError):
+    """403 forbidden: the credentials cannot read this property."""
+
+
+class BadRequest(ApiError):
+    """400: the API refused the request itself; retrying will not help."""
+
+
+class Unauthorized(ApiError):
+    """401 even after a token refresh."""
+
+    exit_code = 3

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from gscsync.config import ENV_VARS
+from gscsync.dates import pacific_today
+from tests.fakes import API, TOKEN_URI, FakeGsc
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """No GSCSYNC_* from the developer's shell, and a fresh working directory."""
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+
+
+@pytest.fixture(scope="session")
+def private_key_pem() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+def write_json(path: Path, doc: dict[str, Any]) -> Path:
+    path.write_text(json.dumps(doc))
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture
+def sa_key(tmp_path: Path, private_key_pem: str) -> Path:
+    return write_json(
+        tmp_path / "sa.json",
+        {
+            "type": "service_account",
+            "project_id": "p",
+            "private_key_id": "k1",
+            "private_key": private_key_pem,
+            "client_email": "sync@p.iam.gserviceaccount.com",
+            "client_id": "1",
+            "token_uri": TOKEN_URI,
+        },
+    )
+
+
+@pytest.fixture
+def today() -> date:
+    return pacific_today()
+
+
+@pytest.fixture
+def fake(today: date) -> FakeGsc:
+    """Two sites; final through today-3 (so today-2..today are fresh)."""
+    return FakeGsc(final_through=(today - timedelta(days=3)).isoformat())
+
+
+@pytest.fixture
+def api_env(monkeypatch: pytest.MonkeyPatch, sa_key: Path, tmp_path: Path) -> Path:
+    """Settings pointing at the fake API; returns the database path."""
+    db = tmp_path / "gsc.db"
+    monkeypatch.setenv("GSCSYNC_CREDENTIALS", str(sa_key))
+    monkeypatch.setenv("GSCSYNC_API_URL", API)
+    monkeypatch.setenv("GSCSYNC_DB", str(db))
+    return db
+
+
+def run_cli(*args: str) -> int:
+    """Run the CLI in-process; returns its exit code."""
+    from gscsync.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    code = info.value.code
+    return int(code) if isinstance(code, int) else 1

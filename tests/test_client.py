@@ -1,0 +1,142 @@
+"""The API client: paging, property encoding, error parsing, rows without position."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from pytest_httpx import HTTPXMock
+
+from gscsync.client import ROW_LIMIT, GscClient, encode_site, error_from_response
+from gscsync.errors import (
+    ApiError,
+    BadRequest,
+    BadResponse,
+    PermissionDenied,
+    QuotaExceeded,
+    RateLimited,
+    ServerError,
+    Unauthorized,
+)
+from gscsync.sync import to_detail
+from tests.fakes import error
+
+API = "https://gsc.test"
+
+
+def rows(n: int, offset: int = 0) -> list[dict[str, object]]:
+    return [
+        {"keys": [f"q{offset + i}"], "clicks": 1, "impressions": 2, "ctr": 0.5, "position": 1.0}
+        for i in range(n)
+    ]
+
+
+@pytest.fixture
+def client() -> GscClient:
+    return GscClient(httpx.Client(), base_url=API)
+
+
+def test_a_full_page_asks_for_the_next_and_a_short_page_stops(
+    httpx_mock: HTTPXMock, client: GscClient
+) -> None:
+    httpx_mock.add_response(json={"rows": rows(ROW_LIMIT)})
+    httpx_mock.add_response(json={"rows": rows(ROW_LIMIT, ROW_LIMIT)})
+    httpx_mock.add_response(json={"rows": rows(7, 2 * ROW_LIMIT)})
+    result = client.query("sc-domain:example.com", {"startDate": "2026-01-01"})
+    assert len(result.rows) == 2 * ROW_LIMIT + 7 and result.pages == 3
+    starts = [json.loads(r.content)["startRow"] for r in httpx_mock.get_requests()]
+    assert starts == [0, ROW_LIMIT, 2 * ROW_LIMIT]
+    assert {json.loads(r.content)["rowLimit"] for r in httpx_mock.get_requests()} == {ROW_LIMIT}
+
+
+def test_an_empty_answer_without_rows_is_one_page(httpx_mock: HTTPXMock, client: GscClient) -> None:
+    httpx_mock.add_response(json={"responseAggregationType": "byProperty"})
+    result = client.query("sc-domain:example.com", {})
+    assert result.rows == [] and result.pages == 1
+
+
+@pytest.mark.parametrize(
+    ("site", "segment"),
+    [
+        ("sc-domain:example.com", "sc-domain%3Aexample.com"),
+        ("https://www.example.com/", "https%3A%2F%2Fwww.example.com%2F"),
+        ("http://example.com/blog/", "http%3A%2F%2Fexample.com%2Fblog%2F"),
+    ],
+)
+def test_site_is_one_percent_encoded_segment(
+    httpx_mock: HTTPXMock, client: GscClient, site: str, segment: str
+) -> None:
+    httpx_mock.add_response(json={})
+    client.query_page(site, {})
+    (request,) = httpx_mock.get_requests()
+    assert request.url.raw_path.decode() == (
+        f"/webmasters/v3/sites/{segment}/searchAnalytics/query"
+    )
+    assert encode_site(site) == segment
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "kind"),
+    [
+        (400, "badRequest", BadRequest),
+        (401, "authError", Unauthorized),
+        (403, "forbidden", PermissionDenied),
+        (403, "quotaExceeded", QuotaExceeded),
+        (429, "quotaExceeded", QuotaExceeded),
+        (403, "rateLimitExceeded", RateLimited),
+        (403, "userRateLimitExceeded", RateLimited),
+        (429, "rateLimitExceeded", RateLimited),
+        (500, "backendError", ServerError),
+        (503, "backendError", ServerError),
+        (404, "notFound", ApiError),
+    ],
+)
+def test_error_envelope_becomes_a_typed_error(status: int, reason: str, kind: type) -> None:
+    exc = error_from_response(error(status, reason, "words from Google"))
+    assert type(exc) is kind
+    assert exc.status == status and exc.reason == reason and exc.message == "words from Google"
+
+
+def test_error_without_a_google_body_still_types(client: GscClient) -> None:
+    exc = error_from_response(httpx.Response(502, text="<html>bad gateway</html>"))
+    assert isinstance(exc, ServerError) and exc.status == 502
+
+
+def test_a_body_that_is_not_json_is_a_bad_response(
+    httpx_mock: HTTPXMock, client: GscClient
+) -> None:
+    httpx_mock.add_response(text='{"rows": [')
+    with pytest.raises(BadResponse):
+        client.query_page("sc-domain:example.com", {})
+
+
+def test_sites_list_reads_site_entries(httpx_mock: HTTPXMock, client: GscClient) -> None:
+    httpx_mock.add_response(
+        url=f"{API}/webmasters/v3/sites",
+        json={
+            "siteEntry": [
+                {"siteUrl": "sc-domain:a.com", "permissionLevel": "siteOwner"},
+                {"siteUrl": "https://b.com/", "permissionLevel": "siteUnverifiedUser"},
+            ]
+        },
+    )
+    sites = client.list_sites()
+    assert [(s.url, s.has_data_access) for s in sites] == [
+        ("sc-domain:a.com", True),
+        ("https://b.com/", False),
+    ]
+
+
+def test_sites_list_without_entries_is_empty(httpx_mock: HTTPXMock, client: GscClient) -> None:
+    httpx_mock.add_response(json={})
+    assert GscClient(httpx.Client(), base_url=API).list_sites() == []
+
+
+def test_rows_without_position_store_null_and_missing_dimensions_empty() -> None:
+    key, row = to_detail(
+        {"keys": ["2026-01-01", "https://ex/p", "fra"], "clicks": 3, "impressions": 9, "ctr": 0.3},
+        ["date", "page", "country"],
+    )
+    assert key == ("", "https://ex/p", "fra", "")
+    assert row == ("", "https://ex/p", "fra", "", 3, 9, 0.3, None)
