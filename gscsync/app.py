@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import httpx
 
 from gscsync import __version__
 from gscsync.auth import GoogleAuth, HttpxRequest, load_credentials
 from gscsync.client import GscClient, make_retrying
-from gscsync.config import Settings
+from gscsync.config import SEARCH_TYPES, Settings
 from gscsync.dates import earliest_served, pacific_today
 from gscsync.db import Store, check_db_path, memory_db, open_db, open_db_readonly
+from gscsync.emulator import (
+    DEMO_SITES,
+    Emulator,
+    EmulatorConfig,
+    EmulatorServer,
+    SiteData,
+    new_service_account_key,
+)
 from gscsync.errors import GscSyncError, NoAccessibleSite
 from gscsync.lock import hold_lock
 from gscsync.planner import candidate_days
@@ -166,3 +177,29 @@ def plan_sync(settings: Settings, *, today: date | None = None) -> list[Job]:
         return sync_jobs(settings, Store(db), sites, today)
     finally:
         db.close()
+
+
+def run_demo(
+    db_path: Path, *, on_progress: ProgressCallback | None = None
+) -> tuple[Outcome, Settings]:
+    """``gscsync demo``: the real sync path against the built-in emulator, no Google account.
+
+    Starts the emulator on a free loopback port, writes a throwaway service-account key
+    whose ``token_uri`` points at it, and syncs the demo properties for every search type.
+    """
+    key = new_service_account_key()
+    config = EmulatorConfig(
+        sites=[SiteData(url) for url in DEMO_SITES],
+        public_keys={key.client_email: key.public_pem},
+    )
+    with EmulatorServer(Emulator(config)) as server, tempfile.TemporaryDirectory() as tmp:
+        settings = dataclasses.replace(
+            Settings(),
+            credentials=key.write(Path(tmp) / "demo-key.json", f"{server.url}/token"),
+            sites=DEMO_SITES,
+            search_types=SEARCH_TYPES,
+            db=db_path,
+            api_url=server.url,
+            timeout=10.0,
+        )
+        return run_sync(settings, on_progress=on_progress), settings

@@ -15,11 +15,15 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from rich.console import Console
 
 from gscsync import __version__, logs
 from gscsync import app as core
 from gscsync.config import Settings, load_settings
+from gscsync.db import open_db_readonly
 from gscsync.errors import GscSyncError
+from gscsync.render import status_table
+from gscsync.status import status_report
 from gscsync.sync import Job
 
 log = logging.getLogger("gscsync")
@@ -63,6 +67,11 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and
 
 class _State:
     verbosity = 0
+
+
+def _console() -> Console:
+    """stdout; wide enough for the tables when it is not a terminal (logs, pipes)."""
+    return Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _version(value: bool) -> None:
@@ -190,6 +199,38 @@ def sync(
                 r.requests,
                 len(r.sites),
             )
+        return outcome.exit_code
+
+    _guard(body)
+
+
+@app.command()
+def demo(
+    db: Annotated[Path, typer.Option("--db", help="Database to write.")] = Path("gscsync-demo.db"),
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """The whole pipeline with no Google account: a local API emulator, a real sync.
+
+    Starts the built-in emulator on a loopback port, syncs its demo properties for every
+    search type into the database, and prints the status table. Example: gscsync demo
+    """
+
+    def body() -> int:
+        _State.verbosity = -1 if quiet else verbose
+        logs.configure("text", _State.verbosity if verbose else -1)
+        outcome, settings = core.run_demo(db)
+        r = outcome.report
+        if not quiet:
+            print(
+                f"demo: {r.days_ok} day(s), {r.rows_written:,} rows, {r.requests} requests "
+                f"into {settings.db}"
+            )
+            database = open_db_readonly(settings.db)
+            try:
+                status_table(status_report(database), _console())
+            finally:
+                database.close()
         return outcome.exit_code
 
     _guard(body)

@@ -1,0 +1,358 @@
+"""Deterministic synthetic Search Console data, and the query engine over it.
+
+Every (site, search type, day) has a fixed set of base rows, drawn from a seed, each with
+query, page, country, device, an optional search appearance, clicks, impressions and
+position. Some queries are anonymized: they count in totals but are never returned when
+a request groups or filters by query. Days not final yet are served only with
+``dataState: all``, scaled down (partial data that grows until final).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from functools import lru_cache
+from typing import Any
+
+DAILY_ROW_CAP = 50_000
+NO_POSITION_TYPES = {"discover", "googleNews"}
+WORDS = (
+    "shoes",
+    "running",
+    "trail",
+    "boots",
+    "sale",
+    "review",
+    "best",
+    "cheap",
+    "women",
+    "men",
+    "kids",
+    "waterproof",
+    "hiking",
+    "size",
+    "guide",
+    "near me",
+    "online",
+    "store",
+)
+COUNTRIES = ("usa", "gbr", "deu", "fra", "ind", "can", "aus", "bra")
+DEVICES = ("DESKTOP", "MOBILE", "TABLET")
+APPEARANCES = ("AMP_BLUE_LINK", "VIDEO", "REVIEW_SNIPPET", "PRODUCT_SNIPPETS")
+N_QUERIES, N_PAGES = 600, 50
+
+
+@dataclass(frozen=True)
+class BaseRow:
+    query: str
+    page: str
+    country: str
+    device: str
+    appearance: str  # '' when the row has none
+    anonymized: bool
+    clicks: int
+    impressions: int
+    position: float
+
+
+DEFAULT_ROWS = {"web": 300, "image": 60, "video": 12, "news": 0, "discover": 40, "googleNews": 15}
+
+
+@dataclass
+class SiteData:
+    """A property: its permission level and rows per day per search type."""
+
+    url: str
+    permission: str = "siteOwner"
+    rows_per_day: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_ROWS))
+
+
+def _seed(*parts: object) -> int:
+    digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def _host(site: str) -> str:
+    return (
+        site.removeprefix("sc-domain:")
+        .removeprefix("https://")
+        .removeprefix("http://")
+        .strip("/")
+        .split("/")[0]
+    )
+
+
+@lru_cache(maxsize=256)
+def base_rows(seed: int, site: str, search_type: str, day: str, count: int) -> tuple[BaseRow, ...]:
+    """The final rows of one site, type and day (cached: generation is the slow part)."""
+    if count <= 0:
+        return ()
+    rng = random.Random(_seed(seed, site, search_type, day))
+    n = max(1, int(count * rng.uniform(0.8, 1.2)))
+    space = N_QUERIES * N_PAGES * len(COUNTRIES) * len(DEVICES)
+    host = _host(site)
+    rows = []
+    for i in sorted(rng.sample(range(space), min(n, space))):
+        q, rest = i % N_QUERIES, i // N_QUERIES
+        p, rest = rest % N_PAGES, rest // N_PAGES
+        c, d = rest % len(COUNTRIES), rest // len(COUNTRIES)
+        impressions = int(rng.paretovariate(1.2) * 20)
+        clicks = int(impressions * rng.uniform(0, 0.3))
+        rows.append(
+            BaseRow(
+                query=f"{WORDS[q % len(WORDS)]} {WORDS[(q * 7 + 3) % len(WORDS)]} {q}",
+                page=f"https://{host}/{search_type.lower()}/p{p}",
+                country=COUNTRIES[c],
+                device=DEVICES[d],
+                appearance=APPEARANCES[q % len(APPEARANCES)] if q % 5 == 0 else "",
+                anonymized=rng.random() < 0.08,
+                clicks=clicks,
+                impressions=max(impressions, clicks, 1),
+                position=round(rng.uniform(1, 60), 2),
+            )
+        )
+    return tuple(rows)
+
+
+class QueryError(Exception):
+    """A 400 the API would send."""
+
+
+def _norm(value: Any) -> str:
+    return str(value).replace("_", "").lower()
+
+
+TYPES = {_norm(t): t for t in DEFAULT_ROWS}
+DIMENSIONS = {
+    _norm(d): d for d in ("date", "query", "page", "country", "device", "searchAppearance", "hour")
+}
+FILTER_DIMENSIONS = {"query", "page", "country", "device", "searchAppearance"}
+OPERATORS = {"equals", "notequals", "contains", "notcontains", "includingregex", "excludingregex"}
+AGGREGATIONS = {"auto", "bypage", "byproperty", "bynewsshowcasepanel"}
+STATES = {"final", "all", "hourlyall"}
+
+
+@dataclass(frozen=True)
+class Query:
+    """A validated searchAnalytics.query body."""
+
+    start: date
+    end: date
+    dimensions: tuple[str, ...]
+    search_type: str
+    state: str
+    aggregation: str
+    filters: tuple[tuple[str, str, str], ...]
+    row_limit: int
+    start_row: int
+
+
+def _parse_day(value: Any, name: str) -> date:
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise QueryError(
+            f"Invalid value at '{name}': {value!r} is not a date (YYYY-MM-DD)."
+        ) from None
+
+
+def parse_query(body: dict[str, Any]) -> Query:
+    """Validate a body as the API does; QueryError carries the 400's message."""
+    if "startDate" not in body or "endDate" not in body:
+        raise QueryError("Required fields startDate and endDate are missing.")
+    start, end = _parse_day(body["startDate"], "startDate"), _parse_day(body["endDate"], "endDate")
+    if start > end:
+        raise QueryError("startDate must be earlier than or equal to endDate.")
+    dims: list[str] = []
+    for raw in body.get("dimensions") or []:
+        dim = DIMENSIONS.get(_norm(raw))
+        if dim is None:
+            raise QueryError(f"Invalid value at 'dimensions': {raw!r}.")
+        if dim in dims:
+            raise QueryError(f"Dimension {dim} is specified more than once.")
+        dims.append(dim)
+    stype = TYPES.get(_norm(body.get("type") or body.get("searchType") or "web"))
+    if stype is None:
+        raise QueryError(
+            f"Invalid value at 'type': {body.get('type') or body.get('searchType')!r}."
+        )
+    state = _norm(body.get("dataState") or "final")
+    if state not in STATES:
+        raise QueryError(f"Invalid value at 'dataState': {body.get('dataState')!r}.")
+    aggregation = _norm(body.get("aggregationType") or "auto")
+    if aggregation not in AGGREGATIONS:
+        raise QueryError(f"Invalid value at 'aggregationType': {body.get('aggregationType')!r}.")
+    filters = _parse_filters(body.get("dimensionFilterGroups") or [])
+    row_limit, start_row = body.get("rowLimit", 1000), body.get("startRow", 0)
+    if not isinstance(row_limit, int) or not 1 <= row_limit <= 25_000:
+        raise QueryError("rowLimit must be between 1 and 25000.")
+    if not isinstance(start_row, int) or start_row < 0:
+        raise QueryError("startRow must be a non-negative integer.")
+    query = Query(start, end, tuple(dims), stype, state, aggregation, filters, row_limit, start_row)
+    _check_combination(query)
+    return query
+
+
+def _parse_filters(groups: Any) -> tuple[tuple[str, str, str], ...]:
+    out = []
+    for group in groups:
+        if _norm(group.get("groupType") or "and") != "and":
+            raise QueryError("Only groupType 'and' is supported.")
+        for f in group.get("filters") or []:
+            dim = DIMENSIONS.get(_norm(f.get("dimension", "")))
+            if dim not in FILTER_DIMENSIONS:
+                raise QueryError(f"Invalid value at 'filters.dimension': {f.get('dimension')!r}.")
+            op = _norm(f.get("operator") or "equals")
+            if op not in OPERATORS:
+                raise QueryError(f"Invalid value at 'filters.operator': {f.get('operator')!r}.")
+            expression = str(f.get("expression", ""))
+            if op.endswith("regex"):
+                try:
+                    re.compile(expression)
+                except re.error:
+                    raise QueryError(f"Invalid regular expression {expression!r}.") from None
+            out.append((dim, op, expression))
+    return tuple(out)
+
+
+def _check_combination(q: Query) -> None:
+    dims, filtered = set(q.dimensions), {f[0] for f in q.filters}
+    if "searchAppearance" in dims and len(dims) > 1:
+        raise QueryError(
+            "Cannot group by search appearance dimension together with another dimension."
+        )
+    if q.search_type == "discover" and "query" in dims | filtered:
+        raise QueryError("Requests for Discover cannot be grouped or filtered by query.")
+    if q.search_type == "discover" and "device" in dims:
+        raise QueryError("Requests for Discover cannot be grouped by device.")
+    if q.search_type == "googleNews" and "query" in dims | filtered:
+        raise QueryError("Requests for Google News cannot be grouped or filtered by query.")
+    if q.aggregation == "byproperty" and ("page" in dims | filtered):
+        raise QueryError(
+            "Aggregation by property is not supported when grouping or filtering by page."
+        )
+    if q.aggregation == "byproperty" and q.search_type in NO_POSITION_TYPES:
+        raise QueryError(f"Aggregation by property is not supported for {q.search_type}.")
+    if "hour" in dims and q.state != "hourlyall":
+        raise QueryError("Grouping by hour requires dataState HOURLY_ALL.")
+    if q.state == "hourlyall":
+        raise QueryError("Hourly data is not available from this emulator.")
+
+
+def _matches(row: BaseRow, filters: Iterable[tuple[str, str, str]]) -> bool:
+    for dim, op, expr in filters:
+        value = row.appearance if dim == "searchAppearance" else getattr(row, dim)
+        if dim in ("country", "device", "searchAppearance"):
+            value, expr = value.lower(), expr.lower()
+        if op == "equals" and value != expr:
+            return False
+        if op == "notequals" and value == expr:
+            return False
+        if op == "contains" and expr.lower() not in value.lower():
+            return False
+        if op == "notcontains" and expr.lower() in value.lower():
+            return False
+        if op == "includingregex" and not re.search(expr, value):
+            return False
+        if op == "excludingregex" and re.search(expr, value):
+            return False
+    return True
+
+
+def freshness_factor(day: date, final_through: date) -> float:
+    """How much of a day's final data is visible: 1 when final, less the fresher it is."""
+    age = (day - final_through).days
+    return 1.0 if age <= 0 else max(0.2, 1.0 - 0.25 * age)
+
+
+def day_rows(
+    seed: int, site: SiteData, search_type: str, day: date, final_through: date
+) -> Iterator[BaseRow]:
+    """A day's rows as served now: final, or scaled down while fresh."""
+    rows = base_rows(
+        seed, site.url, search_type, day.isoformat(), site.rows_per_day.get(search_type, 0)
+    )
+    factor = freshness_factor(day, final_through)
+    if factor == 1.0:
+        yield from rows
+        return
+    for r in rows:
+        clicks = int(r.clicks * factor)
+        yield BaseRow(
+            r.query,
+            r.page,
+            r.country,
+            r.device,
+            r.appearance,
+            r.anonymized,
+            clicks,
+            max(int(r.impressions * factor), clicks, 1),
+            r.position,
+        )
+
+
+def answer(
+    q: Query, seed: int, site: SiteData, *, today: date, final_through: date, earliest: date
+) -> tuple[list[dict[str, Any]], bool]:
+    """Rows for a query (all of them, before paging) and whether the range has fresh days."""
+    last = today if q.state == "all" else final_through
+    by_query = "query" in q.dimensions or any(f[0] == "query" for f in q.filters)
+    groups: dict[tuple[str, ...], list[float]] = {}
+    day = max(q.start, earliest)
+    while day <= min(q.end, last):
+        iso = day.isoformat()
+        for base in day_rows(seed, site, q.search_type, day, final_through):
+            if (by_query and base.anonymized) or not _matches(base, q.filters):
+                continue
+            if "searchAppearance" in q.dimensions and not base.appearance:
+                continue
+            key = tuple(
+                iso
+                if d == "date"
+                else base.appearance
+                if d == "searchAppearance"
+                else getattr(base, d)
+                for d in q.dimensions
+            )
+            acc = groups.setdefault(key, [0, 0, 0.0])
+            acc[0] += base.clicks
+            acc[1] += base.impressions
+            acc[2] += base.position * base.impressions
+        day += timedelta(days=1)
+    out: list[dict[str, Any]] = []
+    for key, (clicks, impressions, weighted) in groups.items():
+        row: dict[str, Any] = {
+            "clicks": clicks,
+            "impressions": impressions,
+            "ctr": clicks / impressions if impressions else 0.0,
+        }
+        if q.dimensions:
+            row["keys"] = list(key)
+        if q.search_type not in NO_POSITION_TYPES:
+            row["position"] = round(weighted / impressions, 4) if impressions else 0.0
+        out.append(row)
+    if q.dimensions == ("date",):
+        out.sort(key=lambda r: r["keys"][0])
+    else:
+        out.sort(key=lambda r: (-r["clicks"], -r["impressions"], r.get("keys", [])))
+    out = _cap(out, q)
+    return out, q.end > final_through
+
+
+def _cap(rows: list[dict[str, Any]], q: Query) -> list[dict[str, Any]]:
+    """At most DAILY_ROW_CAP rows per day, the top ones by clicks."""
+    if "date" not in q.dimensions:
+        return rows[: DAILY_ROW_CAP * ((q.end - q.start).days + 1)]
+    at = q.dimensions.index("date")
+    seen: dict[str, int] = {}
+    kept = []
+    for r in rows:
+        d = r["keys"][at]
+        seen[d] = seen.get(d, 0) + 1
+        if seen[d] <= DAILY_ROW_CAP:
+            kept.append(r)
+    return kept

@@ -1,0 +1,410 @@
+"""A local HTTP server speaking the Search Console API contract (GSC-API.md).
+
+Routes, on any host: ``POST /token`` (JWT-bearer and refresh-token grants),
+``GET /webmasters/v3/sites``, ``GET /webmasters/v3/sites/{site}``,
+``POST /webmasters/v3/sites/{site}/searchAnalytics/query``; and for tests
+``GET /_emulator/stats``, ``POST /_emulator/clock`` (``{"advance_days": n}``),
+``POST /_emulator/faults`` (any field of :class:`Faults`), ``POST /_emulator/expire_tokens``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, date, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import google.auth.exceptions
+from google.auth import jwt
+
+from gscsync.dates import earliest_served, pacific_today
+from gscsync.emulator.data import QueryError, SiteData, answer, parse_query
+
+GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
+SCOPES = {
+    "https://www.googleapis.com/auth/webmasters.readonly",
+    "https://www.googleapis.com/auth/webmasters",
+}
+PERMISSION_HELP = "See also: https://support.google.com/webmasters/answer/2451999."
+
+
+@dataclass
+class Faults:
+    """Failure injection, decided per Search Analytics request from a seeded draw."""
+
+    latency: float = 0.0  # seconds added to every API answer
+    rate_429: float = 0.0
+    rate_500: float = 0.0
+    rate_503: float = 0.0
+    rate_drop: float = 0.0  # connection closed with no answer
+    rate_truncate: float = 0.0  # answer cut off half way
+    quota_after: int | None = None  # 403 quotaExceeded once this many queries were served
+    always_fail: bool = False  # every query answers 500
+
+
+@dataclass
+class EmulatorConfig:
+    """What the emulator serves."""
+
+    sites: list[SiteData] = field(default_factory=list)
+    seed: int = 1
+    lag_days: int = 3  # days before today still incomplete: final through today - lag
+    token_lifetime: int = 3599
+    marker_key: str = "first_incomplete_date"  # or "firstIncompleteDate"
+    public_keys: dict[str, str] = field(default_factory=dict)  # client_email -> PEM
+    refresh_tokens: dict[str, str] = field(default_factory=dict)  # refresh token -> client_id
+    faults: Faults = field(default_factory=Faults)
+
+
+class ApiAnswer(Exception):
+    """An HTTP answer to send (used for errors)."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+
+
+def google_error(status: int, reason: str, message: str, grpc: str) -> ApiAnswer:
+    """Google's classic JSON error envelope."""
+    return ApiAnswer(
+        status,
+        {
+            "error": {
+                "code": status,
+                "message": message,
+                "errors": [{"message": message, "domain": "global", "reason": reason}],
+                "status": grpc,
+            }
+        },
+    )
+
+
+class Emulator:
+    """The state and logic; :class:`EmulatorServer` puts it on a socket."""
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.config = config
+        self.sites = {s.url: s for s in config.sites}
+        self.clock_offset = timedelta()
+        self.tokens: dict[str, float] = {}  # access token -> expiry (time.time)
+        self.lock = threading.Lock()
+        self.stats: dict[str, int] = {
+            "token": 0,
+            "sites": 0,
+            "query": 0,
+            "detail": 0,
+            "unauthorized": 0,
+            "faults": 0,
+        }
+        self.queries_served = 0
+        self.rng = random.Random(config.seed)
+
+    # -- clock ---------------------------------------------------------------------------
+    def today(self) -> date:
+        return pacific_today(datetime.now(UTC) + self.clock_offset)
+
+    def final_through(self) -> date:
+        return self.today() - timedelta(days=self.config.lag_days)
+
+    def advance(self, days: int) -> None:
+        """Move the clock: fresh days turn final."""
+        with self.lock:
+            self.clock_offset += timedelta(days=days)
+
+    # -- tokens --------------------------------------------------------------------------
+    def token(self, form: dict[str, str]) -> dict[str, Any]:
+        grant = form.get("grant_type", "")
+        if grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            self._check_assertion(form.get("assertion", ""))
+        elif grant == "refresh_token":
+            known = self.config.refresh_tokens
+            if known and known.get(form.get("refresh_token", "")) != form.get("client_id"):
+                raise ApiAnswer(
+                    400,
+                    {
+                        "error": "invalid_grant",
+                        "error_description": "Token has been expired or revoked.",
+                    },
+                )
+        else:
+            raise ApiAnswer(
+                400,
+                {
+                    "error": "unsupported_grant_type",
+                    "error_description": f"Invalid grant_type: {grant}",
+                },
+            )
+        access = "ya29.emu-" + secrets.token_urlsafe(24)
+        with self.lock:
+            self.tokens[access] = time.time() + self.config.token_lifetime
+            self.stats["token"] += 1
+        return {
+            "access_token": access,
+            "expires_in": self.config.token_lifetime,
+            "token_type": "Bearer",
+        }
+
+    def _check_assertion(self, assertion: str) -> None:
+        def refuse(why: str) -> ApiAnswer:
+            return ApiAnswer(400, {"error": "invalid_grant", "error_description": why})
+
+        try:
+            claims = jwt.decode(assertion, verify=False)
+        except (ValueError, google.auth.exceptions.GoogleAuthError):
+            raise refuse("Invalid JWT: malformed assertion.") from None
+        issuer = str(claims.get("iss", ""))
+        key = self.config.public_keys.get(issuer)
+        if self.config.public_keys and key is None:
+            raise refuse("Invalid JWT Signature.")
+        if key is not None:
+            try:  # checks the RS256 signature against the key registered for the issuer
+                jwt.decode(assertion, certs=key, audience=GOOGLE_TOKEN_AUDIENCE)
+            except (ValueError, google.auth.exceptions.GoogleAuthError):
+                raise refuse("Invalid JWT Signature.") from None
+        if claims.get("aud") != GOOGLE_TOKEN_AUDIENCE:
+            raise refuse("Invalid JWT: audience is not the Google token endpoint.")
+        if not SCOPES & set(str(claims.get("scope", "")).split()):
+            raise refuse("Invalid JWT: no Search Console scope requested.")
+
+    def expire_tokens(self) -> None:
+        """Invalidate every access token issued so far (a token expiring mid-run)."""
+        with self.lock:
+            self.tokens.clear()
+
+    def authorize(self, header: str | None) -> None:
+        token = (header or "").removeprefix("Bearer ").strip()
+        with self.lock:
+            expiry = self.tokens.get(token)
+            if expiry is None or expiry <= time.time():
+                self.stats["unauthorized"] += 1
+                raise google_error(
+                    401,
+                    "authError",
+                    "Request had invalid authentication credentials. Expected OAuth 2 access "
+                    "token, login cookie or other valid authentication credential.",
+                    "UNAUTHENTICATED",
+                )
+
+    # -- API ----------------------------------------------------------------------------
+    def list_sites(self) -> dict[str, Any]:
+        with self.lock:
+            self.stats["sites"] += 1
+        entries = [{"siteUrl": s.url, "permissionLevel": s.permission} for s in self.sites.values()]
+        return {"siteEntry": entries} if entries else {}
+
+    def site(self, url: str) -> SiteData:
+        site = self.sites.get(url)
+        if site is None or site.permission == "siteUnverifiedUser":
+            raise google_error(
+                403,
+                "forbidden",
+                f"User does not have sufficient permission for site '{url}'. {PERMISSION_HELP}",
+                "PERMISSION_DENIED",
+            )
+        return site
+
+    def query(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
+        site = self.site(url)
+        try:
+            q = parse_query(body)
+        except QueryError as exc:
+            raise google_error(400, "badRequest", str(exc), "INVALID_ARGUMENT") from None
+        today = self.today()
+        rows, has_fresh = answer(
+            q,
+            self.config.seed,
+            site,
+            today=today,
+            final_through=self.final_through(),
+            earliest=earliest_served(today),
+        )
+        with self.lock:
+            self.stats["detail" if len(q.dimensions) > 1 else "query"] += 1
+        page = rows[q.start_row : q.start_row + q.row_limit]
+        aggregation = {
+            "bypage": "byPage",
+            "byproperty": "byProperty",
+            "bynewsshowcasepanel": "byNewsShowcasePanel",
+        }.get(q.aggregation)
+        if aggregation is None:
+            aggregation = "byPage" if "page" in q.dimensions else "byProperty"
+        doc: dict[str, Any] = {"responseAggregationType": aggregation}
+        if page:
+            doc["rows"] = page
+        if q.state == "all" and "date" in q.dimensions and has_fresh:
+            doc["metadata"] = {
+                self.config.marker_key: (self.final_through() + timedelta(days=1)).isoformat()
+            }
+        return doc
+
+    def fault(self) -> str | None:
+        """The fault to inject into this Search Analytics request, if any."""
+        f = self.config.faults
+        with self.lock:
+            self.queries_served += 1
+            if f.quota_after is not None and self.queries_served > f.quota_after:
+                self.stats["faults"] += 1
+                return "quota"
+            if f.always_fail:
+                self.stats["faults"] += 1
+                return "500"
+            draw = self.rng.random()
+        for name, rate in (
+            ("429", f.rate_429),
+            ("500", f.rate_500),
+            ("503", f.rate_503),
+            ("drop", f.rate_drop),
+            ("truncate", f.rate_truncate),
+        ):
+            if draw < rate:
+                with self.lock:
+                    self.stats["faults"] += 1
+                return name
+            draw -= rate
+        return None
+
+
+FAULT_ERRORS = {
+    "429": (429, "rateLimitExceeded", "Rate Limit Exceeded", "RESOURCE_EXHAUSTED"),
+    "500": (500, "backendError", "Backend Error", "INTERNAL"),
+    "503": (503, "backendError", "The service is currently unavailable.", "UNAVAILABLE"),
+    "quota": (403, "quotaExceeded", "Search Analytics load quota exceeded.", "RESOURCE_EXHAUSTED"),
+}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: EmulatorServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+        return
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def _dispatch(self, method: str) -> None:
+        emu = self.server.emulator
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        path = urlsplit(self.path).path
+        parts = path.split("/")
+        try:
+            if method == "POST" and path == "/token":
+                form = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
+                return self._send(200, emu.token(form))
+            if path.startswith("/_emulator/"):
+                return self._send(200, self._admin(method, path, raw))
+            if parts[1:4] != ["webmasters", "v3", "sites"]:
+                raise google_error(404, "notFound", f"No such method: {path}", "NOT_FOUND")
+            emu.authorize(self.headers.get("Authorization"))
+            if method == "GET" and len(parts) == 4:
+                return self._send(200, emu.list_sites())
+            site = unquote(parts[4])
+            if method == "GET" and len(parts) == 5:
+                s = emu.site(site)
+                return self._send(200, {"siteUrl": s.url, "permissionLevel": s.permission})
+            if method == "POST" and parts[5:] == ["searchAnalytics", "query"]:
+                return self._query(site, raw)
+            raise google_error(404, "notFound", f"No such method: {path}", "NOT_FOUND")
+        except ApiAnswer as exc:
+            self._send(exc.status, exc.body)
+
+    def _query(self, site: str, raw: bytes) -> None:
+        emu = self.server.emulator
+        if emu.config.faults.latency:
+            time.sleep(emu.config.faults.latency)
+        fault = emu.fault()
+        if fault in FAULT_ERRORS:
+            raise google_error(*FAULT_ERRORS[fault])
+        if fault == "drop":
+            self.close_connection = True
+            return
+        try:
+            body = json.loads(raw or b"{}")
+        except json.JSONDecodeError:
+            raise google_error(
+                400, "parseError", "Invalid JSON payload received.", "INVALID_ARGUMENT"
+            ) from None
+        doc = emu.query(site, body)
+        self._send(200, doc, truncate=fault == "truncate")
+
+    def _admin(self, method: str, path: str, raw: bytes) -> dict[str, Any]:
+        emu = self.server.emulator
+        body = json.loads(raw or b"{}") if method == "POST" else {}
+        if path == "/_emulator/clock" and method == "POST":
+            emu.advance(int(body.get("advance_days", 0)))
+        elif path == "/_emulator/faults" and method == "POST":
+            names = {f.name for f in fields(Faults)}
+            emu.config.faults = Faults(
+                **{**asdict(emu.config.faults), **{k: v for k, v in body.items() if k in names}}
+            )
+        elif path == "/_emulator/expire_tokens" and method == "POST":
+            emu.expire_tokens()
+        elif path == "/_emulator/stats" and method == "GET":
+            pass
+        else:
+            raise google_error(404, "notFound", f"No such method: {path}", "NOT_FOUND")
+        with emu.lock:
+            return {
+                "stats": dict(emu.stats),
+                "today": emu.today().isoformat(),
+                "final_through": emu.final_through().isoformat(),
+            }
+
+    def _send(self, status: int, doc: dict[str, Any], *, truncate: bool = False) -> None:
+        payload = json.dumps(doc).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if truncate:
+            self.wfile.write(payload[: len(payload) // 2])
+            self.close_connection = True
+            return
+        self.wfile.write(payload)
+
+
+class EmulatorServer(ThreadingHTTPServer):
+    """The emulator on 127.0.0.1; ``port=0`` picks a free port."""
+
+    daemon_threads = True
+
+    def __init__(self, emulator: Emulator, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__((host, port), _Handler)
+        self.emulator = emulator
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> EmulatorServer:
+        """Serve on a background thread."""
+        self._thread = threading.Thread(
+            target=self.serve_forever, name="gscsync-emulator", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> EmulatorServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,122 @@
+"""How fresh and complete is the data? Read-only queries over the ledger and the tables."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from sqlite_utils import Database
+
+
+@dataclass
+class Coverage:
+    """One site × search type."""
+
+    site_url: str
+    search_type: str
+    first_final: str | None
+    newest_final: str | None
+    days_final: int
+    days_fresh: int
+    gaps: list[str]  # days between first and newest final that are not final
+    failed: list[dict[str, str]]  # [{"date", "error"}]
+    truncated: list[str]
+    rows: int
+    clicks_detail: int
+    clicks_total: int
+    impressions_detail: int
+    impressions_total: int
+
+    @property
+    def clicks_share(self) -> float | None:
+        """Share of total clicks the detail rows account for (anonymization, the cap)."""
+        return self.clicks_detail / self.clicks_total if self.clicks_total else None
+
+    @property
+    def impressions_share(self) -> float | None:
+        return self.impressions_detail / self.impressions_total if self.impressions_total else None
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["clicks_share"] = self.clicks_share
+        doc["impressions_share"] = self.impressions_share
+        return doc
+
+
+@dataclass
+class StatusReport:
+    """Everything ``gscsync status`` reports."""
+
+    coverage: list[Coverage] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+
+def coverage(db: Database) -> list[Coverage]:
+    """Coverage of every site × search type in the ledger."""
+    pairs = db.execute(
+        "SELECT DISTINCT site_url, search_type FROM sync_days ORDER BY site_url, search_type"
+    ).fetchall()
+    return [_one(db, site, stype) for site, stype in pairs]
+
+
+def _one(db: Database, site: str, stype: str) -> Coverage:
+    key = [site, stype]
+    ledger = db.execute(
+        "SELECT date, status, rows, truncated, error FROM sync_days "
+        "WHERE site_url = ? AND search_type = ? ORDER BY date",
+        key,
+    ).fetchall()
+    finals = [r[0] for r in ledger if r[1] == "final"]
+    final_set = set(finals)
+    gaps: list[str] = []
+    if finals:
+        day, last = date.fromisoformat(finals[0]), date.fromisoformat(finals[-1])
+        while day <= last:
+            if day.isoformat() not in final_set:
+                gaps.append(day.isoformat())
+            day += timedelta(days=1)
+    detail = db.execute(
+        "SELECT COALESCE(SUM(a.clicks), 0), COALESCE(SUM(a.impressions), 0) "
+        "FROM search_analytics a JOIN sync_days d USING (site_url, search_type, date) "
+        "WHERE a.site_url = ? AND a.search_type = ? AND d.status = 'final'",
+        key,
+    ).fetchone()
+    totals = db.execute(
+        "SELECT COALESCE(SUM(t.clicks), 0), COALESCE(SUM(t.impressions), 0) "
+        "FROM daily_totals t JOIN sync_days d USING (site_url, search_type, date) "
+        "WHERE t.site_url = ? AND t.search_type = ? AND d.status = 'final'",
+        key,
+    ).fetchone()
+    return Coverage(
+        site_url=site,
+        search_type=stype,
+        first_final=finals[0] if finals else None,
+        newest_final=finals[-1] if finals else None,
+        days_final=len(finals),
+        days_fresh=sum(1 for r in ledger if r[1] == "fresh"),
+        gaps=gaps,
+        failed=[{"date": r[0], "error": r[4] or ""} for r in ledger if r[1] == "failed"],
+        truncated=[r[0] for r in ledger if r[3]],
+        rows=sum(r[2] or 0 for r in ledger if r[1] in ("final", "fresh")),
+        clicks_detail=detail[0],
+        clicks_total=totals[0],
+        impressions_detail=detail[1],
+        impressions_total=totals[1],
+    )
+
+
+def recent_runs(db: Database, limit: int = 5) -> list[dict[str, Any]]:
+    """The newest runs, newest first."""
+    cursor = db.execute(
+        "SELECT id, command, started_at, finished_at, status, days_ok, days_failed, "
+        "rows_written, requests, error, pid, version FROM runs ORDER BY id DESC LIMIT ?",
+        [limit],
+    )
+    names = [c[0] for c in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def status_report(db: Database, runs: int = 5) -> StatusReport:
+    """Coverage and the last ``runs`` runs."""
+    return StatusReport(coverage(db), recent_runs(db, runs))

@@ -1,0 +1,324 @@
+"""The real CLI in a subprocess against the emulator on loopback: httpx, google-auth,
+paging and the SQLite file, all real."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gscsync.emulator import (
+    DEMO_SITES,
+    Emulator,
+    EmulatorConfig,
+    EmulatorServer,
+    Faults,
+    SiteData,
+    new_service_account_key,
+)
+from gscsync.emulator.data import DEFAULT_ROWS
+from gscsync.files import write_atomic
+from gscsync.sync import dimensions_for
+
+pytestmark = pytest.mark.e2e
+
+GOOD = ("sc-domain:shop.example", "https://blog.example/")
+TYPES = ("web", "discover", "googleNews", "news")
+KEY = new_service_account_key()
+
+
+class Env:
+    def __init__(self, server: EmulatorServer, tmp: Path) -> None:
+        self.server = server
+        self.emu = server.emulator
+        self.db = tmp / "gsc.db"
+        self.key = KEY.write(tmp / "key.json", f"{server.url}/token")
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("GSCSYNC_") and k != "GOOGLE_APPLICATION_CREDENTIALS"
+        } | {
+            "GSCSYNC_CREDENTIALS": str(self.key),
+            "GSCSYNC_API_URL": server.url,
+            "GSCSYNC_DB": str(self.db),
+            "GSCSYNC_SITES": ",".join(GOOD),
+            "GSCSYNC_SEARCH_TYPES": ",".join(TYPES),
+            "GSCSYNC_SYNC_DAYS": "6",
+        }
+
+    def run(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "gscsync", *args],
+            env=self.env | env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=self.db.parent,
+        )
+
+    def popen(self, *args: str, **env: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "gscsync", *args],
+            env=self.env | env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=self.db.parent,
+        )
+
+    def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(self.db) as conn:
+            return conn.execute(query, params).fetchall()
+
+    def served_rows(self, site: str, stype: str, day: str, state: str = "final") -> set[tuple]:
+        """What the emulator serves for one day, as our table stores it."""
+        dims = dimensions_for(stype)
+        out: set[tuple] = set()
+        start = 0
+        while True:
+            doc = self.emu.query(
+                site,
+                {
+                    "startDate": day,
+                    "endDate": day,
+                    "type": stype,
+                    "dimensions": dims,
+                    "dataState": state,
+                    "rowLimit": 25000,
+                    "startRow": start,
+                },
+            )
+            rows = doc.get("rows", [])
+            for r in rows:
+                k = dict(zip(dims, r["keys"], strict=True))
+                out.add(
+                    (
+                        k.get("query", ""),
+                        k["page"],
+                        k["country"],
+                        k.get("device", ""),
+                        r["clicks"],
+                        r["impressions"],
+                        r.get("position"),
+                    )
+                )
+            if len(rows) < 25000:
+                return out
+            start += len(rows)
+
+    def stored_rows(self, site: str, stype: str, day: str) -> set[tuple]:
+        return set(
+            self.sql(
+                "SELECT query, page, country, device, clicks, impressions, position "
+                "FROM search_analytics WHERE site_url = ? AND search_type = ? AND date = ?",
+                site,
+                stype,
+                day,
+            )
+        )
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[Env]:
+    sites = [SiteData(s) for s in GOOD]
+    sites[1].rows_per_day["web"] = 30_000  # more than one page of 25,000 per day
+    sites.append(SiteData("https://locked.example/", permission="siteUnverifiedUser"))
+    config = EmulatorConfig(sites=sites, public_keys={KEY.client_email: KEY.public_pem})
+    with EmulatorServer(Emulator(config)) as server:
+        yield Env(server, tmp_path)
+
+
+def final_window(e: Env, days: int = 6) -> list[str]:
+    today, final = e.emu.today(), e.emu.final_through()
+    return [
+        (today - timedelta(days=n)).isoformat()
+        for n in range(days)
+        if today - timedelta(days=n) <= final
+    ]
+
+
+def test_full_sync_equals_the_emulators_data_day_by_day(env: Env) -> None:
+    result = env.run("sync")
+    assert result.returncode == 0, result.stderr
+    days = final_window(env)
+    assert days
+    for site in GOOD:
+        for stype in TYPES:
+            for day in days:
+                assert env.stored_rows(site, stype, day) == env.served_rows(site, stype, day), (
+                    site,
+                    stype,
+                    day,
+                )
+            ledger = env.sql(
+                "SELECT date, status FROM sync_days WHERE site_url = ? AND search_type = ?",
+                site,
+                stype,
+            )
+            assert sorted(ledger) == sorted((d, "final") for d in days)
+    big_day = env.sql("SELECT MAX(rows) FROM sync_days WHERE search_type = 'web'")[0][0]
+    assert big_day > 25_000  # paging really happened
+    total = env.emu.query(GOOD[0], {"startDate": days[0], "endDate": days[0]})["rows"][0]
+    assert env.sql(
+        "SELECT clicks, impressions FROM daily_totals WHERE site_url = ? AND "
+        "search_type = 'web' AND date = ?",
+        GOOD[0],
+        days[0],
+    ) == [(total["clicks"], total["impressions"])]
+
+
+def test_resync_makes_no_detail_request_and_changes_nothing(env: Env) -> None:
+    assert env.run("sync").returncode == 0
+    before = env.sql("SELECT * FROM search_analytics ORDER BY 1,2,3,4,5,6,7")
+    detail_before = env.emu.stats["detail"]
+    result = env.run("sync")
+    assert result.returncode == 0, result.stderr
+    assert env.emu.stats["detail"] == detail_before
+    assert env.sql("SELECT * FROM search_analytics ORDER BY 1,2,3,4,5,6,7") == before
+
+
+def test_fresh_days_turn_final_when_the_clock_moves(env: Env) -> None:
+    env.env["GSCSYNC_SEARCH_TYPES"] = "web"
+    assert env.run("sync", GSCSYNC_DATA_STATE="all").returncode == 0
+    fresh_day = (env.emu.final_through() + timedelta(days=1)).isoformat()
+    site = GOOD[0]
+    assert env.sql(
+        "SELECT status FROM sync_days WHERE site_url = ? AND date = ?", site, fresh_day
+    ) == [("fresh",)]
+    assert env.stored_rows(site, "web", fresh_day) == env.served_rows(site, "web", fresh_day, "all")
+    env.emu.advance(1)
+    assert env.run("sync", GSCSYNC_DATA_STATE="all").returncode == 0
+    assert env.sql(
+        "SELECT status FROM sync_days WHERE site_url = ? AND date = ?", site, fresh_day
+    ) == [("final",)]
+    assert env.stored_rows(site, "web", fresh_day) == env.served_rows(site, "web", fresh_day)
+
+
+def test_a_forbidden_property_alongside_good_ones(env: Env) -> None:
+    env.env["GSCSYNC_SITES"] += ",https://locked.example/,sc-domain:unknown.example"
+    env.env["GSCSYNC_SEARCH_TYPES"] = "web"
+    result = env.run("sync")
+    assert result.returncode == 1
+    assert "locked.example" in result.stderr and "Traceback" not in result.stderr
+    status = dict(
+        env.sql("SELECT site_url, GROUP_CONCAT(DISTINCT status) FROM sync_days GROUP BY site_url")
+    )
+    assert status == {
+        GOOD[0]: "final",
+        GOOD[1]: "final",
+        "https://locked.example/": "failed",
+        "sc-domain:unknown.example": "failed",
+    }
+
+
+def test_token_expiry_in_the_middle_of_a_run(env: Env) -> None:
+    env.emu.config.faults = Faults(latency=0.02)
+    proc = env.popen("sync")
+    deadline = time.monotonic() + 30
+    while env.emu.stats["detail"] < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    env.emu.expire_tokens()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert env.emu.stats["unauthorized"] >= 1 and env.emu.stats["token"] >= 2
+    assert env.sql("SELECT COUNT(*) FROM sync_days WHERE status != 'final'") == [(0,)]
+
+
+def test_authorized_user_credentials(env: Env, tmp_path: Path) -> None:
+    env.emu.config.refresh_tokens["1//refresh-me"] = "client-1"
+    user = tmp_path / "user.json"
+    write_atomic(
+        user,
+        json.dumps(
+            {
+                "type": "authorized_user",
+                "client_id": "client-1",
+                "client_secret": "s",
+                "refresh_token": "1//refresh-me",
+                "token_uri": f"{env.server.url}/token",
+            }
+        ),
+    )
+    result = env.run("sync", GSCSYNC_CREDENTIALS=str(user), GSCSYNC_SEARCH_TYPES="web")
+    assert result.returncode == 0, result.stderr
+    write_atomic(
+        user,
+        json.dumps(
+            {
+                "type": "authorized_user",
+                "client_id": "client-1",
+                "client_secret": "s",
+                "refresh_token": "1//revoked",
+                "token_uri": f"{env.server.url}/token",
+            }
+        ),
+    )
+    refused = env.run("sync", GSCSYNC_CREDENTIALS=str(user), GSCSYNC_SEARCH_TYPES="web")
+    assert refused.returncode == 3 and "invalid_grant" in refused.stderr
+    assert "1//revoked" not in refused.stderr
+
+
+def test_a_reader_queries_while_a_sync_writes(env: Env) -> None:
+    env.emu.config.faults = Faults(latency=0.01)
+    env.env["GSCSYNC_CONCURRENCY"] = "2"
+    assert env.run("sync", GSCSYNC_SEARCH_TYPES="image").returncode == 0  # create the file
+    proc = env.popen("sync")
+    reads, errors = 0, []
+    stop = threading.Event()
+
+    def reader() -> None:
+        nonlocal reads
+        conn = sqlite3.connect(env.db, timeout=0.5)
+        while not stop.is_set():
+            try:
+                # every day in the ledger is complete: its rows match the ledger's count
+                bad = conn.execute(
+                    "SELECT d.date FROM sync_days d LEFT JOIN (SELECT site_url, search_type, "
+                    "date, COUNT(*) n FROM search_analytics GROUP BY 1,2,3) a "
+                    "USING (site_url, search_type, date) WHERE d.status = 'final' AND "
+                    "d.rows != COALESCE(a.n, 0)"
+                ).fetchall()
+                assert not bad, bad
+                reads += 1
+            except Exception as exc:  # noqa: BLE001 - collected and asserted below
+                errors.append(exc)
+        conn.close()
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    _, err = proc.communicate(timeout=120)
+    stop.set()
+    thread.join()
+    assert proc.returncode == 0, err
+    assert errors == [] and reads > 10
+    assert env.sql("PRAGMA journal_mode") == [("wal",)]
+
+
+def test_demo_runs_offline_and_fills_every_type_with_data(tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "gscsync", "demo", "--db", str(tmp_path / "demo.db")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if not k.startswith("GSCSYNC_")},
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert "gscsync status" in result.stdout and "last runs" in result.stdout
+    with sqlite3.connect(tmp_path / "demo.db") as conn:
+        pairs = set(conn.execute("SELECT DISTINCT site_url, search_type FROM search_analytics"))
+    with_data = {t for t, n in DEFAULT_ROWS.items() if n}
+    assert pairs == {(s, t) for s in DEMO_SITES for t in with_data}
+    assert elapsed < 30
