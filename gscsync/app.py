@@ -7,7 +7,7 @@ import logging
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -19,7 +19,7 @@ from gscsync import __version__
 from gscsync.auth import GoogleAuth, HttpxRequest, load_credentials
 from gscsync.client import GscClient, make_retrying
 from gscsync.config import SEARCH_TYPES, Settings
-from gscsync.dates import earliest_served, pacific_today
+from gscsync.dates import days, earliest_served, pacific_today
 from gscsync.db import Store, check_db_path, memory_db, open_db, open_db_readonly
 from gscsync.emulator import (
     DEMO_SITES,
@@ -29,7 +29,7 @@ from gscsync.emulator import (
     SiteData,
     new_service_account_key,
 )
-from gscsync.errors import GscSyncError, NoAccessibleSite
+from gscsync.errors import ConfigError, GscSyncError, Interrupted, NoAccessibleSite
 from gscsync.lock import hold_lock
 from gscsync.planner import candidate_days
 from gscsync.sync import Engine, Job, ProgressCallback, RunReport, resolve_sites
@@ -90,6 +90,9 @@ class Outcome:
     skipped: bool = False
 
 
+JobsFactory = Callable[[Store, list[str], date], list[Job]]
+
+
 def run_sync(
     settings: Settings,
     *,
@@ -98,8 +101,70 @@ def run_sync(
     stop: threading.Event | None = None,
 ) -> Outcome:
     """``gscsync sync``: fetch what the ledger and the API say is missing."""
+    return _fetching_run(
+        "sync",
+        settings,
+        lambda store, sites, day: sync_jobs(settings, store, sites, day),
+        today=today,
+        on_progress=on_progress,
+        stop=stop,
+    )
+
+
+def backfill_range(today: date, start: date | None, end: date | None) -> tuple[date, date]:
+    """The backfill range, defaulted and checked against what the API serves."""
+    earliest = earliest_served(today)
+    valid = f"the API serves {earliest} through {today} (Pacific Time)"
+    start = start or earliest
+    end = end or today
+    if end > today:
+        raise ConfigError(f"--end {end} is in the future; {valid}")
+    if start < earliest:
+        raise ConfigError(f"--start {start} is older than the API keeps; {valid}")
+    if start > end:
+        raise ConfigError(f"--end {end} is before --start {start}; {valid}")
+    return start, end
+
+
+def run_backfill(
+    settings: Settings,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    force: bool = False,
+    today: date | None = None,
+    on_progress: ProgressCallback | None = None,
+    stop: threading.Event | None = None,
+) -> Outcome:
+    """``gscsync backfill``: every day of a range not stored final (all with ``force``)."""
+    today = today or pacific_today()
+    first, last = backfill_range(today, start, end)
+
+    def jobs(store: Store, sites: list[str], day: date) -> list[Job]:
+        out = []
+        for site in sites:
+            for search_type in settings.search_types:
+                ledger = ledger_dates(store, site, search_type)
+                wanted = [d for d in days(first, last) if force or ledger.get(d) != "final"]
+                out.append(Job(site, search_type, wanted))
+        return out
+
+    return _fetching_run(
+        "backfill", settings, jobs, today=today, on_progress=on_progress, stop=stop
+    )
+
+
+def _fetching_run(
+    command: str,
+    settings: Settings,
+    make_jobs: JobsFactory,
+    *,
+    today: date | None,
+    on_progress: ProgressCallback | None,
+    stop: threading.Event | None,
+) -> Outcome:
     if not settings.enabled:
-        log.info("GSCSYNC_ENABLED is off: sync is disabled, nothing was done")
+        log.info("GSCSYNC_ENABLED is off: %s is disabled, nothing was done", command)
         return Outcome(RunReport(), 0, skipped=True)
     started = time.monotonic()
     today = today or pacific_today()
@@ -108,7 +173,7 @@ def run_sync(
     with hold_lock(settings.lock_path):
         db = open_db(settings.db)
         store = Store(db)
-        run_id = store.start_run("sync")
+        run_id = store.start_run(command)
         try:
             with api_client(settings) as client:
                 sites = resolve_sites(settings, client)
@@ -122,17 +187,21 @@ def run_sync(
                     deadline=started + settings.max_runtime if settings.max_runtime else None,
                 )
                 engine.report.sites = sites
-                report = engine.run(sync_jobs(settings, store, sites, today))
+                report = engine.run(make_jobs(store, sites, today))
         except GscSyncError as exc:
             store.finish_run(run_id, status="failed", error=str(exc))
             db.close()
             raise
         all_denied = bool(sites) and set(report.denied_sites) >= set(sites)
-        error = _summary_error(report)
+        status = report.status
+        if all_denied:
+            status = "failed"
+        elif report.stopped == "signal":
+            status = "interrupted"
         store.finish_run(
             run_id,
-            status="failed" if all_denied else report.status,
-            error=error,
+            status=status,
+            error=_summary_error(report),
             days_ok=report.days_ok,
             days_failed=report.days_failed,
             rows_written=report.rows_written,
@@ -144,6 +213,11 @@ def run_sync(
         raise NoAccessibleSite(
             "no configured site is accessible: "
             + "; ".join(f"{s}: {m}" for s, m in report.denied_sites.items())
+        )
+    if report.stopped == "signal":
+        raise Interrupted(
+            f"interrupted: {report.days_ok} day(s) committed, nothing half-written; "
+            f"run `gscsync {command}` again to continue"
         )
     return Outcome(report, 0 if report.status == "ok" else 1)
 

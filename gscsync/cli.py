@@ -6,25 +6,31 @@ traceback. typer and rich live here and nowhere else.
 
 from __future__ import annotations
 
+import json
 import logging
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from gscsync import __version__, logs
 from gscsync import app as core
 from gscsync.config import Settings, load_settings
+from gscsync.dates import pacific_today, parse_date
 from gscsync.db import open_db_readonly
 from gscsync.errors import GscSyncError
 from gscsync.render import status_table
-from gscsync.status import status_report
-from gscsync.sync import Job
+from gscsync.status import health, status_report
+from gscsync.sync import Job, ProgressCallback, RunReport
 
 log = logging.getLogger("gscsync")
 
@@ -200,6 +206,195 @@ def sync(
                 len(r.sites),
             )
         return outcome.exit_code
+
+    _guard(body)
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """SIGINT/SIGTERM set an event: the core starts no more work and stops cleanly."""
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: object) -> None:
+        if stop.is_set():  # a second Ctrl-C: the user means it
+            raise KeyboardInterrupt
+        log.warning(
+            "%s received: stopping after the requests in flight", signal.Signals(signum).name
+        )
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@contextmanager
+def _progress_display() -> Iterator[ProgressCallback]:
+    """A progress bar on a terminal; a plain line per 10% otherwise."""
+    if sys.stderr.isatty() and _State.verbosity >= 0:
+        bar = Progress(
+            TextColumn("[bold]backfill"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} days"),
+            TextColumn("{task.fields[rows]:,} rows, {task.fields[requests]} requests"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        task = bar.add_task("backfill", total=None, rows=0, requests=0)
+
+        def update(r: RunReport) -> None:
+            bar.update(
+                task,
+                total=r.days_planned or None,
+                completed=r.days_done,
+                rows=r.rows_written,
+                requests=r.requests,
+            )
+
+        with bar:
+            yield update
+        return
+    shown = {"step": -1}
+
+    def plain(r: RunReport) -> None:
+        if r.days_planned:
+            step = r.days_done * 10 // r.days_planned
+            if step > shown["step"]:
+                shown["step"] = step
+                log.info(
+                    "progress: %d/%d days, %d rows, %d requests",
+                    r.days_done,
+                    r.days_planned,
+                    r.rows_written,
+                    r.requests,
+                )
+
+    yield plain
+
+
+@app.command()
+def backfill(
+    start: Annotated[
+        str | None,
+        typer.Option("--start", help="First day, YYYY-MM-DD (default: the oldest the API serves)."),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option("--end", help="Last day, YYYY-MM-DD (default: the newest final day)."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Fetch days already final too.")] = False,
+    site: SiteOpt = None,
+    search_type: TypeOpt = None,
+    db: DbOpt = None,
+    env_file: EnvFileOpt = None,
+    dry_run: DryRunOpt = False,
+    log_format: LogFormatOpt = None,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Fetch a range of days, newest first; resumable, and Ctrl-C stops cleanly.
+
+    Days already final are skipped unless --force. Example:
+    gscsync backfill --start 2025-09-01 -s sc-domain:example.com
+    """
+
+    def body() -> int:
+        settings = _settings(
+            site=site,
+            search_type=search_type,
+            db=db,
+            env_file=env_file,
+            log_format=log_format,
+            verbose=verbose,
+            quiet=quiet,
+        )
+        first = parse_date(start, "--start") if start else None
+        last = parse_date(end, "--end") if end else None
+        if dry_run:
+            day_range = core.backfill_range(pacific_today(), first, last)
+            print(
+                f"backfill {day_range[0]}..{day_range[1]}, newest first, "
+                f"{'every day' if force else 'days not final yet'}, for "
+                f"{', '.join(settings.sites) or 'every site the credentials can read'} × "
+                f"{', '.join(settings.search_types)}"
+            )
+            return 0
+        with _stop_on_signals() as stop, _progress_display() as progress:
+            outcome = core.run_backfill(
+                settings, start=first, end=last, force=force, on_progress=progress, stop=stop
+            )
+        r = outcome.report
+        if not outcome.skipped:
+            log.info(
+                "backfill %s: %d day(s) written, %d failed, %d rows, %d requests",
+                r.status,
+                r.days_ok,
+                r.days_failed,
+                r.rows_written,
+                r.requests,
+            )
+        return outcome.exit_code
+
+    _guard(body)
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    max_age: Annotated[
+        float,
+        typer.Option("--max-age", help="Hours after which the last sync counts as stale.", min=0),
+    ] = 36.0,
+    db: DbOpt = None,
+    env_file: EnvFileOpt = None,
+) -> None:
+    """How fresh and complete is the data? No lock, no API call.
+
+    Exit 0 when healthy; 1 when the last sync is older than --max-age, failed, or days
+    failed. Example: gscsync status --json --max-age 30
+    """
+
+    def body() -> int:
+        settings = _settings(
+            site=None,
+            search_type=None,
+            db=db,
+            env_file=env_file,
+            log_format=None,
+            verbose=0,
+            quiet=True,
+        )
+        database = open_db_readonly(settings.db)
+        try:
+            report = status_report(database)
+        finally:
+            database.close()
+        problems = health(report, max_age_hours=max_age)
+        if as_json:
+            print(
+                json.dumps(
+                    {
+                        "healthy": not problems,
+                        "problems": problems,
+                        "database": str(settings.db),
+                        "max_age_hours": max_age,
+                        "coverage": [c.to_json() for c in report.coverage],
+                        "runs": report.runs,
+                    },
+                    indent=2,
+                )
+            )
+        else:
+            status_table(report, _console())
+            for problem in problems:
+                print(f"unhealthy: {problem}")
+            if not problems:
+                print("healthy")
+        return 1 if problems else 0
 
     _guard(body)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlite_utils import Database
@@ -118,5 +118,35 @@ def recent_runs(db: Database, limit: int = 5) -> list[dict[str, Any]]:
 
 
 def status_report(db: Database, runs: int = 5) -> StatusReport:
-    """Coverage and the last ``runs`` runs."""
-    return StatusReport(coverage(db), recent_runs(db, runs))
+    """Coverage and the last ``runs`` runs, plus the last sync however far back it is."""
+    recent = recent_runs(db, runs)
+    if not any(r["command"] == "sync" for r in recent):
+        cursor = db.execute(
+            "SELECT id, command, started_at, finished_at, status, days_ok, days_failed, "
+            "rows_written, requests, error, pid, version FROM runs WHERE command = 'sync' "
+            "ORDER BY id DESC LIMIT 1"
+        )
+        names = [c[0] for c in cursor.description]
+        recent += [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    return StatusReport(coverage(db), recent)
+
+
+def health(report: StatusReport, *, max_age_hours: float, now: datetime | None = None) -> list[str]:
+    """Why the data is unhealthy (an empty list means healthy)."""
+    now = now or datetime.now(UTC)
+    problems = []
+    runs = [r for r in report.runs if r["command"] == "sync" and r["status"] != "running"]
+    if not runs:
+        problems.append("no sync has finished yet")
+    else:
+        last = runs[0]
+        finished = datetime.fromisoformat(last["finished_at"] or last["started_at"])
+        age = (now - finished).total_seconds() / 3600
+        if age > max_age_hours:
+            problems.append(f"the last sync finished {age:.1f} h ago (over {max_age_hours:g} h)")
+        if last["status"] == "failed":
+            problems.append(f"the last sync failed: {last['error'] or 'see the runs table'}")
+    failed = sum(len(c.failed) for c in report.coverage)
+    if failed:
+        problems.append(f"{failed} day(s) failed and wait for the next sync")
+    return problems

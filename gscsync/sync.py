@@ -9,6 +9,7 @@ pending for the next run.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 import time
@@ -209,35 +210,36 @@ class Engine:
         self.report = RunReport()
 
     def run(self, jobs: Iterable[Job]) -> RunReport:
-        """Probe, plan, fetch and write every job's days."""
+        """Probe, plan, fetch and write every job's days: probes first, then days newest first
+        across all jobs, so a run cut short holds the most recent data."""
         report = self.report
-        queue: deque[tuple[Job, DayTask | None, Totals]] = deque(
-            (job, None, ZERO_TOTALS) for job in jobs if job.candidates
-        )
+        probes: deque[Job] = deque(job for job in jobs if job.candidates)
+        days: list[tuple[int, DayTask, Totals]] = []  # heap on -ordinal: newest date first
         limit = self.settings.concurrency
-        inflight: dict[Future[Any], tuple[Job, DayTask | None, Totals]] = {}
+        inflight: dict[Future[Any], Job | DayTask] = {}
         with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="gscsync-fetch") as pool:
-            while queue or inflight:
-                while queue and len(inflight) < limit and not self._should_stop():
-                    job, task, totals = item = queue.popleft()
-                    if task is not None and task.site_url in report.denied_sites:
+            while probes or days or inflight:
+                while (probes or days) and len(inflight) < limit and not self._should_stop():
+                    if probes:
+                        job = probes.popleft()
+                        inflight[pool.submit(self._probe, job)] = job
+                        continue
+                    _, task, totals = heapq.heappop(days)
+                    if task.site_url in report.denied_sites:
                         self._fail(task, report.denied_sites[task.site_url])
                         continue
-                    fut = (
-                        pool.submit(fetch_day, self.client, task, totals)
-                        if task is not None
-                        else pool.submit(self._probe, job)
-                    )
-                    inflight[fut] = item
+                    inflight[pool.submit(fetch_day, self.client, task, totals)] = task
                 if not inflight:
                     break
                 done, _ = wait(inflight, return_when=FIRST_COMPLETED)
                 for fut in done:
-                    job, task, _totals = inflight.pop(fut)
-                    if task is None:
-                        queue.extend(self._after_probe(job, fut))
+                    item = inflight.pop(fut)
+                    if isinstance(item, Job):
+                        for task, totals in self._after_probe(item, fut):
+                            key = -date.fromisoformat(task.date).toordinal()
+                            heapq.heappush(days, (key, task, totals))
                     else:
-                        self._after_day(task, fut)
+                        self._after_day(item, fut)
                     report.requests = self.client.requests
                     self._progress()
         report.requests = self.client.requests
@@ -259,7 +261,7 @@ class Engine:
             return True
         return False
 
-    def _after_probe(self, job: Job, fut: Future[Any]) -> list[tuple[Job, DayTask, Totals]]:
+    def _after_probe(self, job: Job, fut: Future[Any]) -> list[tuple[DayTask, Totals]]:
         try:
             result: Probe = fut.result()
         except ApiError as exc:
@@ -268,7 +270,6 @@ class Engine:
         planned = plan_days(job.candidates, result.finality, data_state=self.settings.data_state)
         tasks = [
             (
-                job,
                 DayTask(job.site_url, job.search_type, d.isoformat(), fresh),
                 result.totals.get(d.isoformat(), ZERO_TOTALS),
             )

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -322,3 +322,30 @@ def test_demo_runs_offline_and_fills_every_type_with_data(tmp_path: Path) -> Non
     with_data = {t for t, n in DEFAULT_ROWS.items() if n}
     assert pairs == {(s, t) for s in DEMO_SITES for t in with_data}
     assert elapsed < 30
+
+
+def test_sigterm_during_a_backfill_stops_cleanly_and_a_rerun_finishes(env: Env) -> None:
+    import signal
+
+    env.emu.config.faults = Faults(latency=0.05)
+    env.env["GSCSYNC_SEARCH_TYPES"] = "web"
+    start = (env.emu.today() - timedelta(days=15)).isoformat()
+    proc = env.popen("backfill", "--start", start)
+    deadline = time.monotonic() + 30
+    while env.emu.stats["detail"] < 6 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert env.sql("SELECT status FROM runs") == [("interrupted",)]
+    assert env.sql("PRAGMA integrity_check") == [("ok",)]
+    kept = env.sql("SELECT site_url, date FROM sync_days WHERE status = 'final'")
+    assert kept
+    for site, day in kept:  # every committed day is complete
+        assert env.stored_rows(site, "web", day) == env.served_rows(site, "web", day)
+    env.emu.config.faults = Faults()
+    result = env.run("backfill", "--start", start)
+    assert result.returncode == 0, result.stderr
+    finals = env.sql("SELECT COUNT(*) FROM sync_days WHERE status = 'final'")[0][0]
+    assert finals == len(GOOD) * ((env.emu.final_through() - date.fromisoformat(start)).days + 1)
