@@ -106,12 +106,13 @@ def _one(db: Database, site: str, stype: str) -> Coverage:
     )
 
 
-def recent_runs(db: Database, limit: int = 5) -> list[dict[str, Any]]:
-    """The newest runs, newest first."""
+def recent_runs(db: Database, limit: int = 5, command: str | None = None) -> list[dict[str, Any]]:
+    """The newest runs (of ``command`` only, if given), newest first."""
+    where = "WHERE command = ?" if command else ""
     cursor = db.execute(
         "SELECT id, command, started_at, finished_at, status, days_ok, days_failed, "
-        "rows_written, requests, error, pid, version FROM runs ORDER BY id DESC LIMIT ?",
-        [limit],
+        f"rows_written, requests, error, pid, version FROM runs {where} ORDER BY id DESC LIMIT ?",
+        [command, limit] if command else [limit],
     )
     names = [c[0] for c in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
@@ -121,13 +122,7 @@ def status_report(db: Database, runs: int = 5) -> StatusReport:
     """Coverage and the last ``runs`` runs, plus the last sync however far back it is."""
     recent = recent_runs(db, runs)
     if not any(r["command"] == "sync" for r in recent):
-        cursor = db.execute(
-            "SELECT id, command, started_at, finished_at, status, days_ok, days_failed, "
-            "rows_written, requests, error, pid, version FROM runs WHERE command = 'sync' "
-            "ORDER BY id DESC LIMIT 1"
-        )
-        names = [c[0] for c in cursor.description]
-        recent += [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        recent += recent_runs(db, 1, command="sync")
     return StatusReport(coverage(db), recent)
 
 

@@ -223,3 +223,15 @@ def test_status_on_a_missing_database_is_a_config_error(
     assert run_cli("status", "--db", str(tmp_path / "none.db")) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "none.db").exists()
+
+
+def test_status_finds_the_last_sync_behind_many_backfills(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = Store(open_db(tmp_path / "s.db"))
+    store.finish_run(store.start_run("sync"), status="ok")
+    for _ in range(7):
+        store.finish_run(store.start_run("backfill"), status="ok")
+    assert run_cli("status", "--json", "--db", str(tmp_path / "s.db")) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["healthy"] is True and doc["runs"][-1]["command"] == "sync"
