@@ -76,18 +76,8 @@ def _one(db: Database, site: str, stype: str) -> Coverage:
             if day.isoformat() not in final_set:
                 gaps.append(day.isoformat())
             day += timedelta(days=1)
-    detail = db.execute(
-        "SELECT COALESCE(SUM(a.clicks), 0), COALESCE(SUM(a.impressions), 0) "
-        "FROM search_analytics a JOIN sync_days d USING (site_url, search_type, date) "
-        "WHERE a.site_url = ? AND a.search_type = ? AND d.status = 'final'",
-        key,
-    ).fetchone()
-    totals = db.execute(
-        "SELECT COALESCE(SUM(t.clicks), 0), COALESCE(SUM(t.impressions), 0) "
-        "FROM daily_totals t JOIN sync_days d USING (site_url, search_type, date) "
-        "WHERE t.site_url = ? AND t.search_type = ? AND d.status = 'final'",
-        key,
-    ).fetchone()
+    detail = _final_sums(db, "search_analytics", key)
+    totals = _final_sums(db, "daily_totals", key)
     return Coverage(
         site_url=site,
         search_type=stype,
@@ -104,6 +94,17 @@ def _one(db: Database, site: str, stype: str) -> Coverage:
         impressions_detail=detail[1],
         impressions_total=totals[1],
     )
+
+
+def _final_sums(db: Database, table: str, key: list[str]) -> tuple[int, int]:
+    """Clicks and impressions of ``table`` over the final days of one site and type."""
+    row = db.execute(
+        "SELECT COALESCE(SUM(x.clicks), 0), COALESCE(SUM(x.impressions), 0) "
+        f"FROM {table} x JOIN sync_days d USING (site_url, search_type, date) "
+        "WHERE x.site_url = ? AND x.search_type = ? AND d.status = 'final'",
+        key,
+    ).fetchone()
+    return int(row[0]), int(row[1])
 
 
 def recent_runs(db: Database, limit: int = 5, command: str | None = None) -> list[dict[str, Any]]:

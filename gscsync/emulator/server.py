@@ -217,12 +217,13 @@ class Emulator:
         except QueryError as exc:
             raise google_error(400, "badRequest", str(exc), "INVALID_ARGUMENT") from None
         today = self.today()
+        final_through = today - timedelta(days=self.config.lag_days)
         rows, has_fresh = answer(
             q,
             self.config.seed,
             site,
             today=today,
-            final_through=self.final_through(),
+            final_through=final_through,
             earliest=earliest_served(today),
         )
         with self.lock:
@@ -240,7 +241,7 @@ class Emulator:
             doc["rows"] = page
         if q.state == "all" and "date" in q.dimensions and has_fresh:
             doc["metadata"] = {
-                self.config.marker_key: (self.final_through() + timedelta(days=1)).isoformat()
+                self.config.marker_key: (final_through + timedelta(days=1)).isoformat()
             }
         return doc
 

@@ -237,32 +237,21 @@ def test_token_expiry_in_the_middle_of_a_run(env: Env) -> None:
 def test_authorized_user_credentials(env: Env, tmp_path: Path) -> None:
     env.emu.config.refresh_tokens["1//refresh-me"] = "client-1"
     user = tmp_path / "user.json"
-    write_atomic(
-        user,
-        json.dumps(
-            {
-                "type": "authorized_user",
-                "client_id": "client-1",
-                "client_secret": "s",
-                "refresh_token": "1//refresh-me",
-                "token_uri": f"{env.server.url}/token",
-            }
-        ),
-    )
+
+    def write_user(refresh_token: str) -> None:
+        info = {
+            "type": "authorized_user",
+            "client_id": "client-1",
+            "client_secret": "s",
+            "refresh_token": refresh_token,
+            "token_uri": f"{env.server.url}/token",
+        }
+        write_atomic(user, json.dumps(info))
+
+    write_user("1//refresh-me")
     result = env.run("sync", GSCSYNC_CREDENTIALS=str(user), GSCSYNC_SEARCH_TYPES="web")
     assert result.returncode == 0, result.stderr
-    write_atomic(
-        user,
-        json.dumps(
-            {
-                "type": "authorized_user",
-                "client_id": "client-1",
-                "client_secret": "s",
-                "refresh_token": "1//revoked",
-                "token_uri": f"{env.server.url}/token",
-            }
-        ),
-    )
+    write_user("1//revoked")
     refused = env.run("sync", GSCSYNC_CREDENTIALS=str(user), GSCSYNC_SEARCH_TYPES="web")
     assert refused.returncode == 3 and "invalid_grant" in refused.stderr
     assert "1//revoked" not in refused.stderr
