@@ -55,6 +55,46 @@ def api_client(settings: Settings) -> Iterator[GscClient]:
             )
 
 
+def ensure_token(client: GscClient) -> str:
+    """Obtain an access token now (raises AuthError/NetworkError); returns who we are."""
+    auth = client.http.auth
+    if not isinstance(auth, GoogleAuth):
+        return "these credentials"
+    auth.token()
+    creds = auth.credentials
+    email = getattr(creds, "service_account_email", None)
+    if isinstance(email, str):
+        return email
+    return f"the authorized user (OAuth client {getattr(creds, 'client_id', '?')})"
+
+
+@dataclass(frozen=True)
+class SiteListing:
+    """A property the credentials see (or one configured that they do not)."""
+
+    site_url: str
+    permission_level: str | None  # None: configured but not visible to the credentials
+    synced: bool
+
+
+def list_sites(settings: Settings) -> list[SiteListing]:
+    """``gscsync sites``: visible properties, marking those ``sync`` will take."""
+    with api_client(settings) as client:
+        visible = client.list_sites()
+    configured = set(settings.sites)
+    out = [
+        SiteListing(
+            s.url,
+            s.permission,
+            s.url in configured if configured else s.has_data_access,
+        )
+        for s in visible
+    ]
+    seen = {s.url for s in visible}
+    out += [SiteListing(url, None, True) for url in settings.sites if url not in seen]
+    return out
+
+
 def ledger_dates(store: Store, site_url: str, search_type: str) -> dict[date, str]:
     """The ledger as ``{day: status}``."""
     return {

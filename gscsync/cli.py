@@ -6,6 +6,7 @@ traceback. typer and rich live here and nowhere else.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import signal
@@ -21,9 +22,12 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
 from gscsync import __version__, logs
 from gscsync import app as core
+from gscsync.checks import exit_code as check_exit_code
+from gscsync.checks import run_checks
 from gscsync.config import Settings, load_settings
 from gscsync.dates import pacific_today, parse_date
 from gscsync.db import open_db_readonly
@@ -395,6 +399,83 @@ def status(
             if not problems:
                 print("healthy")
         return 1 if problems else 0
+
+    _guard(body)
+
+
+@app.command()
+def sites(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    site: SiteOpt = None,
+    env_file: EnvFileOpt = None,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """List the properties the credentials can see, their permission, and which sync takes.
+
+    A property configured in GSCSYNC_SITES that the credentials cannot see is listed with
+    no permission. Example: gscsync sites --json
+    """
+
+    def body() -> int:
+        settings = _settings(
+            site=site,
+            search_type=None,
+            db=None,
+            env_file=env_file,
+            log_format=None,
+            verbose=verbose,
+            quiet=quiet,
+        )
+        listing = core.list_sites(settings)
+        if as_json:
+            print(json.dumps([dataclasses.asdict(s) for s in listing], indent=2))
+        else:
+            table = Table(title="Search Console properties", title_justify="left")
+            for name in ("site", "permission", "synced"):
+                table.add_column(name)
+            for s in listing:
+                table.add_row(
+                    s.site_url,
+                    s.permission_level or "[red]not visible[/red]",
+                    "yes" if s.synced else "no",
+                )
+            _console().print(table)
+        return 0
+
+    _guard(body)
+
+
+@app.command()
+def check(
+    site: SiteOpt = None,
+    search_type: TypeOpt = None,
+    db: DbOpt = None,
+    env_file: EnvFileOpt = None,
+) -> None:
+    """Smoke test for first setup and CI: settings, credentials, database, lock, each site.
+
+    One line per check; exit 0 only when all pass (2 settings, 3 credentials or access,
+    1 otherwise). Example: gscsync check
+    """
+
+    def load() -> Settings:
+        return _settings(
+            site=site,
+            search_type=search_type,
+            db=db,
+            env_file=env_file,
+            log_format=None,
+            verbose=0,
+            quiet=True,
+        )
+
+    def body() -> int:
+        results = run_checks(load, today=pacific_today())
+        for c in results:
+            mark = "✓" if c.ok else "✗"
+            print(f"{mark} {c.name}: {c.detail}")
+        return check_exit_code(results)
 
     _guard(body)
 

@@ -64,6 +64,15 @@ def test_backfill_fetches_the_range_newest_first_and_totals_in_one_range_request
         assert rows.fetchone()[0] == sum(1 + n % 4 for n in range(5, 21))
 
 
+def test_backfill_prints_plain_progress_lines_when_not_a_terminal(
+    served: FakeGsc, capsys: pytest.CaptureFixture[str], today: date
+) -> None:
+    assert run_cli("backfill", "--start", day(today, 22), "--end", day(today, 3)) == 0
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if "progress:" in ln]
+    assert "progress: 40/40 days" in lines[-1]
+    assert 5 <= len(lines) <= 11  # one per tenth, not one per day
+
+
 def test_backfill_skips_final_days_unless_forced(
     served: FakeGsc, api_env: Path, today: date
 ) -> None:
@@ -178,7 +187,41 @@ def test_status_json_reports_gaps_failures_and_coverage(
     store.finish_run(run, status="partial", days_ok=4, days_failed=1)
     assert run_cli("status", "--json", "--db", str(tmp_path / "s.db")) == 1
     doc = json.loads(capsys.readouterr().out)
+    # the schema the README documents, exactly
+    assert set(doc) == {"healthy", "problems", "database", "max_age_hours", "coverage", "runs"}
     (cov,) = doc["coverage"]
+    assert set(cov) == {
+        "site_url",
+        "search_type",
+        "first_final",
+        "newest_final",
+        "days_final",
+        "days_fresh",
+        "gaps",
+        "failed",
+        "truncated",
+        "rows",
+        "clicks_detail",
+        "clicks_total",
+        "impressions_detail",
+        "impressions_total",
+        "clicks_share",
+        "impressions_share",
+    }
+    assert set(doc["runs"][0]) == {
+        "id",
+        "command",
+        "started_at",
+        "finished_at",
+        "status",
+        "days_ok",
+        "days_failed",
+        "rows_written",
+        "requests",
+        "error",
+        "pid",
+        "version",
+    }
     assert (cov["first_final"], cov["newest_final"], cov["days_final"]) == (
         "2026-03-01",
         "2026-03-06",
