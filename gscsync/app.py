@@ -17,6 +17,7 @@ import httpx
 
 from gscsync import __version__
 from gscsync.auth import GoogleAuth, HttpxRequest, load_credentials
+from gscsync.breaker import Breaker
 from gscsync.client import GscClient, make_retrying
 from gscsync.config import SEARCH_TYPES, Settings
 from gscsync.dates import days, earliest_served, pacific_today
@@ -29,9 +30,18 @@ from gscsync.emulator import (
     SiteData,
     new_service_account_key,
 )
-from gscsync.errors import ConfigError, GscSyncError, Interrupted, NoAccessibleSite
+from gscsync.errors import (
+    BreakerOpen,
+    ConfigError,
+    GscSyncError,
+    Interrupted,
+    NoAccessibleSite,
+)
 from gscsync.lock import hold_lock
+from gscsync.notify import ping, write_metrics
 from gscsync.planner import candidate_days
+from gscsync.ratelimit import RateLimiter
+from gscsync.status import coverage
 from gscsync.sync import Engine, Job, ProgressCallback, RunReport, resolve_sites
 
 log = logging.getLogger("gscsync")
@@ -39,8 +49,9 @@ USER_AGENT = f"gscsync/{__version__}"
 
 
 @contextmanager
-def api_client(settings: Settings) -> Iterator[GscClient]:
-    """A ready client: credentials loaded, one httpx.Client for the API, one for tokens."""
+def api_client(settings: Settings, breaker: Breaker | None = None) -> Iterator[GscClient]:
+    """A ready client: credentials loaded, one httpx.Client for the API, one for tokens,
+    the GSCSYNC_QPM ceiling, and the circuit breaker (if given) on every request."""
     credentials = load_credentials(settings.credentials)
     timeout = httpx.Timeout(settings.timeout)
     headers = {"User-Agent": USER_AGENT}
@@ -52,6 +63,9 @@ def api_client(settings: Settings) -> Iterator[GscClient]:
                 http,
                 base_url=settings.api_url,
                 retrying=make_retrying(settings.max_attempts),
+                limiter=RateLimiter(settings.qpm),
+                gate=breaker.before_request if breaker else None,
+                on_outcome=breaker.record if breaker else None,
             )
 
 
@@ -139,6 +153,7 @@ def run_sync(
     today: date | None = None,
     on_progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
+    reset_breaker: bool = False,
 ) -> Outcome:
     """``gscsync sync``: fetch what the ledger and the API say is missing."""
     return _fetching_run(
@@ -148,6 +163,7 @@ def run_sync(
         today=today,
         on_progress=on_progress,
         stop=stop,
+        reset_breaker=reset_breaker,
     )
 
 
@@ -202,6 +218,7 @@ def _fetching_run(
     today: date | None,
     on_progress: ProgressCallback | None,
     stop: threading.Event | None,
+    reset_breaker: bool = False,
 ) -> Outcome:
     if not settings.enabled:
         log.info("GSCSYNC_ENABLED is off: %s is disabled, nothing was done", command)
@@ -213,9 +230,23 @@ def _fetching_run(
     with hold_lock(settings.lock_path):
         db = open_db(settings.db)
         store = Store(db)
-        run_id = store.start_run(command)
+        run = _Run(command, settings, store, started)
+        breaker = Breaker(
+            store.load_breaker(),
+            threshold=settings.breaker_threshold,
+            cooldown=settings.breaker_cooldown,
+        )
         try:
-            with api_client(settings) as client:
+            if reset_breaker:
+                log.info("circuit breaker closed by hand (--reset-breaker)")
+                breaker.reset()
+            try:
+                breaker.admit_run()
+            except BreakerOpen as exc:
+                run.finish(RunReport(), "skipped", exc.exit_code, breaker, error=str(exc))
+                raise
+            ping(settings.healthcheck_url, "start")
+            with api_client(settings, breaker) as client:
                 sites = resolve_sites(settings, client)
                 engine = Engine(
                     settings,
@@ -225,28 +256,28 @@ def _fetching_run(
                     on_progress=on_progress,
                     stop=stop,
                     deadline=started + settings.max_runtime if settings.max_runtime else None,
+                    breaker=breaker,
                 )
                 engine.report.sites = sites
                 report = engine.run(make_jobs(store, sites, today))
+        except BreakerOpen:
+            db.close()
+            raise
+        except KeyboardInterrupt:  # a second Ctrl-C: the open transaction rolled back
+            run.finish(RunReport(), "interrupted", 130, breaker, error="aborted by the user")
+            db.close()
+            raise
         except GscSyncError as exc:
-            store.finish_run(run_id, status="failed", error=str(exc))
+            run.finish(RunReport(), "failed", exc.exit_code, breaker, error=str(exc))
             db.close()
             raise
         all_denied = bool(sites) and set(report.denied_sites) >= set(sites)
-        status = report.status
+        status, code = report.status, 0 if report.status == "ok" else 1
         if all_denied:
-            status = "failed"
+            status, code = "failed", NoAccessibleSite.exit_code
         elif report.stopped == "signal":
-            status = "interrupted"
-        store.finish_run(
-            run_id,
-            status=status,
-            error=_summary_error(report),
-            days_ok=report.days_ok,
-            days_failed=report.days_failed,
-            rows_written=report.rows_written,
-            requests=report.requests,
-        )
+            status, code = "interrupted", Interrupted.exit_code
+        run.finish(report, status, code, breaker, error=_summary_error(report))
         store.prune_runs(settings.retention_days)
         db.close()
     if all_denied:
@@ -259,7 +290,53 @@ def _fetching_run(
             f"interrupted: {report.days_ok} day(s) committed, nothing half-written; "
             f"run `gscsync {command}` again to continue"
         )
-    return Outcome(report, 0 if report.status == "ok" else 1)
+    return Outcome(report, code)
+
+
+@dataclass
+class _Run:
+    """The bookkeeping of one fetching run: runs row, breaker, pings, metrics."""
+
+    command: str
+    settings: Settings
+    store: Store
+    started: float
+
+    def __post_init__(self) -> None:
+        self.run_id = self.store.start_run(self.command)
+
+    def finish(
+        self, report: RunReport, status: str, code: int, breaker: Breaker, *, error: str | None
+    ) -> None:
+        counts = {
+            "days_ok": report.days_ok,
+            "days_failed": report.days_failed,
+            "rows_written": report.rows_written,
+            "requests": report.requests,
+        }
+        self.store.finish_run(self.run_id, status=status, error=error, **counts)
+        self.store.save_breaker(breaker.state)
+        summary = (
+            f"gscsync {self.command} {status}: {report.days_ok} day(s) written, "
+            f"{report.days_failed} failed, {report.rows_written} rows, {report.requests} requests"
+            + (f"; {error}" if error else "")
+        )
+        if status != "skipped":
+            ping(self.settings.healthcheck_url, "success" if code == 0 else "fail", summary)
+        write_metrics(
+            self.settings.metrics_file,
+            command=self.command,
+            status=status,
+            exit_code=code,
+            duration=time.monotonic() - self.started,
+            counts=counts,
+            breaker_open=breaker.state.state == "open",
+            newest_final={
+                (c.site_url, c.search_type): c.newest_final
+                for c in coverage(self.store.db)
+                if c.newest_final
+            },
+        )
 
 
 def _summary_error(report: RunReport) -> str | None:

@@ -177,6 +177,9 @@ def sync(
     log_format: LogFormatOpt = None,
     verbose: VerboseOpt = 0,
     quiet: QuietOpt = False,
+    reset_breaker: Annotated[
+        bool, typer.Option("--reset-breaker", help="Close the circuit breaker, then run.")
+    ] = False,
 ) -> None:
     """Incremental run for cron: fetch the final days not stored yet.
 
@@ -197,7 +200,8 @@ def sync(
         if dry_run:
             _print_plan(core.plan_sync(settings))
             return 0
-        outcome = core.run_sync(settings)
+        with _stop_on_signals() as stop:
+            outcome = core.run_sync(settings, stop=stop, reset_breaker=reset_breaker)
         if not outcome.skipped:
             r = outcome.report
             log.info(
@@ -388,6 +392,7 @@ def status(
                         "max_age_hours": max_age,
                         "coverage": [c.to_json() for c in report.coverage],
                         "runs": report.runs,
+                        "breaker": report.breaker,
                     },
                     indent=2,
                 )

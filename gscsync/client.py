@@ -32,6 +32,7 @@ from gscsync.errors import (
     TransientError,
     Unauthorized,
 )
+from gscsync.ratelimit import RateLimiter
 
 ROW_LIMIT = 25_000
 MAX_PAGES = 400  # 10 million rows: far past the API's cap, a guard against a looping server
@@ -181,7 +182,9 @@ class GscClient:
     :param http: the client; its ``auth`` attaches the access token.
     :param base_url: API root, e.g. ``https://searchconsole.googleapis.com``.
     :param retrying: the retry policy (see :func:`make_retrying`); None means one try.
-    :param before_request: called before every attempt (rate limiting, stop checks).
+    :param limiter: the rate ceiling, taken before every attempt; slowed by each 429.
+    :param gate: called once before each request and its retries (the circuit breaker).
+    :param on_outcome: told each request's final outcome: None, or the error it ended with.
     """
 
     def __init__(
@@ -190,12 +193,16 @@ class GscClient:
         *,
         base_url: str,
         retrying: tenacity.Retrying | None = None,
-        before_request: Callable[[], None] | None = None,
+        limiter: RateLimiter | None = None,
+        gate: Callable[[], None] | None = None,
+        on_outcome: Callable[[BaseException | None], None] | None = None,
     ) -> None:
         self.http = http
         self.base_url = base_url.rstrip("/")
         self.retrying = retrying or make_retrying(1)
-        self.before_request = before_request
+        self.limiter = limiter
+        self.gate = gate
+        self.on_outcome = on_outcome
         self._count_lock = threading.Lock()
         self.requests = 0
 
@@ -237,15 +244,24 @@ class GscClient:
             start += len(rows)
 
     def _call(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
-        # Retrying keeps per-call state on itself: each call (and thread) gets its own copy.
-        for attempt in self.retrying.copy():
-            with attempt:
-                return self._send(method, url, **kwargs)
-        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+        if self.gate is not None:
+            self.gate()
+        try:
+            # Retrying keeps per-call state on itself: each call (and thread) gets a copy.
+            for attempt in self.retrying.copy():
+                with attempt:
+                    result = self._send(method, url, **kwargs)
+        except ApiError as exc:
+            if self.on_outcome is not None:
+                self.on_outcome(exc)
+            raise
+        if self.on_outcome is not None:
+            self.on_outcome(None)
+        return result
 
     def _send(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
-        if self.before_request is not None:
-            self.before_request()
+        if self.limiter is not None:
+            self.limiter.acquire()
         with self._count_lock:
             self.requests += 1
         try:
@@ -257,7 +273,10 @@ class GscClient:
         except httpx.TransportError as exc:
             raise NetworkError(f"connection failed ({type(exc).__name__}: {exc})") from None
         if response.status_code >= 400:
-            raise error_from_response(response)
+            error = error_from_response(response)
+            if isinstance(error, RateLimited) and self.limiter is not None:
+                self.limiter.slow_down()
+            raise error
         try:
             body = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):

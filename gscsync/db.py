@@ -19,6 +19,7 @@ from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 from gscsync import __version__
+from gscsync.breaker import BreakerState
 from gscsync.errors import ConfigError
 from gscsync.files import create_private
 from gscsync.models import DayData, DayTask
@@ -91,6 +92,22 @@ def m001_initial(db: Database) -> None:
         pk="id",
     )
     db.table("sync_days").create_index(["status"])
+
+
+@migrations()
+def m002_breaker(db: Database) -> None:
+    """The circuit breaker's state: one row, so it outlives each cron process."""
+    db.table("breaker").create(
+        {
+            "id": int,
+            "state": str,
+            "failures": int,
+            "opened_at": float,
+            "cooldown": int,
+            "reason": str,
+        },
+        pk="id",
+    )
 
 
 def utcnow() -> str:
@@ -301,8 +318,30 @@ class Store:
             ],
         )
 
+    def load_breaker(self) -> BreakerState:
+        """The persisted breaker state (closed when none was saved)."""
+        return load_breaker(self.db)
+
+    def save_breaker(self, state: BreakerState) -> None:
+        """Persist the breaker state."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO breaker (id, state, failures, opened_at, cooldown, reason) "
+            "VALUES (1, ?, ?, ?, ?, ?)",
+            [state.state, state.failures, state.opened_at, state.cooldown, state.reason],
+        )
+
     def prune_runs(self, retention_days: int) -> int:
         """Delete runs that started more than ``retention_days`` ago."""
         cutoff = (datetime.now(UTC) - timedelta(days=retention_days)).isoformat()
         cursor = self.db.execute("DELETE FROM runs WHERE started_at < ?", [cutoff])
         return cursor.rowcount
+
+
+def load_breaker(db: Database) -> BreakerState:
+    """The persisted breaker state of any database (read-only use in ``status``)."""
+    row = db.execute(
+        "SELECT state, failures, opened_at, cooldown, reason FROM breaker WHERE id = 1"
+    ).fetchone()
+    if row is None:
+        return BreakerState()
+    return BreakerState(row[0], row[1] or 0, row[2], row[3] or 0, row[4])

@@ -46,6 +46,14 @@ def status_table(report: StatusReport, console: Console) -> None:
             _pct(c.impressions_share),
         )
     console.print(table)
+    b = report.breaker
+    if b:
+        line = f"circuit breaker: {b['state']}"
+        if b["state"] == "open":
+            line = f"[red]{line}[/red] until {b['retry_after']}: {b['reason']}"
+        elif b["consecutive_failures"]:
+            line += f" ({b['consecutive_failures']} consecutive failed request(s))"
+        console.print(line)
     if report.runs:
         runs = Table(title="last runs", title_justify="left")
         for name in (

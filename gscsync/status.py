@@ -8,6 +8,9 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from gscsync.breaker import BreakerState
+from gscsync.db import load_breaker
+
 
 @dataclass
 class Coverage:
@@ -50,6 +53,7 @@ class StatusReport:
 
     coverage: list[Coverage] = field(default_factory=list)
     runs: list[dict[str, Any]] = field(default_factory=list)
+    breaker: dict[str, Any] = field(default_factory=dict)
 
 
 def coverage(db: Database) -> list[Coverage]:
@@ -124,7 +128,24 @@ def status_report(db: Database, runs: int = 5) -> StatusReport:
     recent = recent_runs(db, runs)
     if not any(r["command"] == "sync" for r in recent):
         recent += recent_runs(db, 1, command="sync")
-    return StatusReport(coverage(db), recent)
+    return StatusReport(coverage(db), recent, breaker_json(load_breaker(db)))
+
+
+def breaker_json(state: BreakerState) -> dict[str, Any]:
+    """The breaker as ``status`` shows it (times in UTC ISO-8601)."""
+    opened = state.opened_at
+    reopens = opened + state.cooldown if opened is not None and state.cooldown else None
+
+    def iso(epoch: float | None) -> str | None:
+        return datetime.fromtimestamp(epoch, UTC).isoformat() if epoch is not None else None
+
+    return {
+        "state": state.state,
+        "consecutive_failures": state.failures,
+        "opened_at": iso(opened),
+        "retry_after": iso(reopens),
+        "reason": state.reason,
+    }
 
 
 def health(report: StatusReport, *, max_age_hours: float, now: datetime | None = None) -> list[str]:
@@ -142,6 +163,11 @@ def health(report: StatusReport, *, max_age_hours: float, now: datetime | None =
             problems.append(f"the last sync finished {age:.1f} h ago (over {max_age_hours:g} h)")
         if last["status"] == "failed":
             problems.append(f"the last sync failed: {last['error'] or 'see the runs table'}")
+    if report.breaker.get("state") == "open":
+        problems.append(
+            f"the circuit breaker is open until {report.breaker['retry_after']}: "
+            f"{report.breaker['reason']}"
+        )
     failed = sum(len(c.failed) for c in report.coverage)
     if failed:
         problems.append(f"{failed} day(s) failed and wait for the next sync")

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import heapq
 import logging
+import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+from gscsync.breaker import Breaker, Tripped
 from gscsync.client import GscClient, first_incomplete_date
 from gscsync.config import Settings
 from gscsync.db import Store
@@ -37,6 +39,7 @@ from gscsync.planner import Finality, finality, plan_days
 log = logging.getLogger("gscsync")
 
 DAILY_ROW_CAP = 50_000
+POLL = 0.2  # seconds between checks for a stop signal or the deadline while waiting
 DETAIL_DIMENSIONS = ("date", "query", "page", "country", "device")
 UNSUPPORTED = {"discover": {"query", "device"}, "googleNews": {"query"}}
 # When a site refuses access before we learn which days are final, the days at least
@@ -184,6 +187,53 @@ def fetch_day(client: GscClient, task: DayTask, totals: Totals) -> DayData:
     )
 
 
+def _scheme_hint(site_url: str) -> str:
+    """http:// and https:// are different properties to Search Console."""
+    for a, b in (("http://", "https://"), ("https://", "http://")):
+        if site_url.startswith(a):
+            return (
+                f" (Search Console treats {a} and {b} as different properties: is it {b}"
+                f"{site_url[len(a) :]}?)"
+            )
+    return ""
+
+
+class DaemonPool:
+    """A fixed pool of daemon worker threads: work in flight never delays the exit."""
+
+    def __init__(self, workers: int) -> None:
+        self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._threads = [
+            threading.Thread(target=self._work, name=f"gscsync-fetch-{n}", daemon=True)
+            for n in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            fut, fn = item
+            if fut.set_running_or_notify_cancel():
+                try:
+                    fut.set_result(fn())
+                except BaseException as exc:  # handed to the writer through the future
+                    fut.set_exception(exc)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        fut: Future[Any] = Future()
+        self._queue.put((fut, lambda: fn(*args)))
+        return fut
+
+    def __enter__(self) -> DaemonPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for _ in self._threads:
+            self._queue.put(None)  # idle workers end; busy ones end with the process
+
+
 class Engine:
     """Runs jobs: probe, plan, fetch on the pool, write on the calling thread."""
 
@@ -198,6 +248,7 @@ class Engine:
         stop: threading.Event | None = None,
         deadline: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        breaker: Breaker | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -207,6 +258,7 @@ class Engine:
         self.stop = stop or threading.Event()
         self.deadline = deadline
         self.clock = clock
+        self.breaker = breaker
         self.report = RunReport()
 
     def run(self, jobs: Iterable[Job]) -> RunReport:
@@ -217,7 +269,7 @@ class Engine:
         days: list[tuple[int, DayTask, Totals]] = []  # heap on -ordinal: newest date first
         limit = self.settings.concurrency
         inflight: dict[Future[Any], Job | DayTask] = {}
-        with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="gscsync-fetch") as pool:
+        with DaemonPool(limit) as pool:
             while probes or days or inflight:
                 while (probes or days) and len(inflight) < limit and not self._should_stop():
                     if probes:
@@ -231,7 +283,9 @@ class Engine:
                     inflight[pool.submit(fetch_day, self.client, task, totals)] = task
                 if not inflight:
                     break
-                done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                done, _ = wait(inflight, timeout=POLL, return_when=FIRST_COMPLETED)
+                if self._abandon(inflight):
+                    break
                 for fut in done:
                     item = inflight.pop(fut)
                     if isinstance(item, Job):
@@ -253,13 +307,28 @@ class Engine:
             return True
         if self.stop.is_set():
             self.report.stopped = "signal"
-            log.warning("stop requested: finishing the requests in flight, starting no more")
-            return True
-        if self.deadline is not None and self.clock() >= self.deadline:
+        elif self.deadline is not None and self.clock() >= self.deadline:
             self.report.stopped = "deadline"
-            log.warning("GSCSYNC_MAX_RUNTIME reached: starting no more work; the rest is pending")
-            return True
-        return False
+        elif self.breaker is not None and self.breaker.is_open:
+            self.report.stopped = "breaker"
+        else:
+            return False
+        log.warning(
+            "stopping (%s): no new work starts; the rest stays pending", self.report.stopped
+        )
+        return True
+
+    def _abandon(self, inflight: dict[Future[Any], Job | DayTask]) -> bool:
+        """On a signal or at the deadline, stop waiting for requests in flight.
+
+        Their days are not written (nothing is half-written: only this thread writes);
+        they stay pending for the next run. Their threads are daemons and die with us.
+        """
+        if not self._should_stop() or self.report.stopped not in ("signal", "deadline"):
+            return False
+        if inflight:
+            log.warning("abandoning %d request(s) in flight", len(inflight))
+        return True
 
     def _after_probe(self, job: Job, fut: Future[Any]) -> list[tuple[DayTask, Totals]]:
         try:
@@ -312,9 +381,7 @@ class Engine:
         )
 
     def _job_failed(self, job: Job, exc: ApiError) -> None:
-        self._check_fatal(exc)
-        if isinstance(exc, QuotaExceeded):
-            self._quota(exc)
+        if self._ends_run(exc):
             return
         if isinstance(exc, PermissionDenied):
             self._deny(job.site_url, exc)
@@ -326,9 +393,7 @@ class Engine:
                 self._fail(DayTask(job.site_url, job.search_type, day.isoformat()), str(exc))
 
     def _day_failed(self, task: DayTask, exc: ApiError) -> None:
-        self._check_fatal(exc)
-        if isinstance(exc, QuotaExceeded):
-            self._quota(exc)
+        if self._ends_run(exc):
             return
         if isinstance(exc, PermissionDenied):
             self._deny(task.site_url, exc)
@@ -336,27 +401,33 @@ class Engine:
             log.error("%s %s %s: %s", task.site_url, task.search_type, task.date, exc)
         self._fail(task, str(exc))
 
-    def _check_fatal(self, exc: ApiError) -> None:
+    def _ends_run(self, exc: ApiError) -> bool:
+        """Errors that are about the run, not the day: nothing is recorded against it."""
         if isinstance(exc, Unauthorized):
             raise AuthError(f"the API refused the access token: {exc}") from None
-
-    def _quota(self, exc: ApiError) -> None:
-        if self.report.stopped is None:
-            self.report.stopped = "quota"
-            log.error(
-                "Search Analytics load quota exceeded (%s): no more requests this run; "
-                "finished days are kept and the rest is fetched by the next run",
-                exc,
-            )
+        if isinstance(exc, Tripped):
+            self.report.stopped = self.report.stopped or "breaker"
+            return True
+        if isinstance(exc, QuotaExceeded):
+            if self.report.stopped is None:
+                self.report.stopped = "quota"
+                log.error(
+                    "Search Analytics load quota exceeded (%s): no more requests this run; "
+                    "finished days are kept and the rest is fetched by the next run",
+                    exc,
+                )
+            return True
+        return False
 
     def _deny(self, site_url: str, exc: ApiError) -> None:
         if site_url not in self.report.denied_sites:
             self.report.denied_sites[site_url] = str(exc)
             log.error(
                 "%s: access refused (%s); check the property is spelled as `gscsync sites` "
-                "shows it and that these credentials are a user of it",
+                "shows it and that these credentials are a user of it%s",
                 site_url,
                 exc.message,
+                _scheme_hint(site_url),
             )
 
     def _fail(self, task: DayTask, message: str) -> None:

@@ -188,7 +188,22 @@ def test_status_json_reports_gaps_failures_and_coverage(
     assert run_cli("status", "--json", "--db", str(tmp_path / "s.db")) == 1
     doc = json.loads(capsys.readouterr().out)
     # the schema the README documents, exactly
-    assert set(doc) == {"healthy", "problems", "database", "max_age_hours", "coverage", "runs"}
+    assert set(doc) == {
+        "healthy",
+        "problems",
+        "database",
+        "max_age_hours",
+        "coverage",
+        "runs",
+        "breaker",
+    }
+    assert doc["breaker"] == {
+        "state": "closed",
+        "consecutive_failures": 0,
+        "opened_at": None,
+        "retry_after": None,
+        "reason": None,
+    }
     (cov,) = doc["coverage"]
     assert set(cov) == {
         "site_url",

@@ -86,7 +86,15 @@ def test_migrations_create_the_spec_schema_in_wal(tmp_path: Path) -> None:
         assert db.table(table).columns_dict == columns
         assert db.table(table).pks == PKS[table]
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert [m.name for m in migrations.applied(db)] == ["m001_initial"]
+    assert [m.name for m in migrations.applied(db)] == ["m001_initial", "m002_breaker"]
+    assert db.table("breaker").columns_dict == {
+        "id": int,
+        "state": str,
+        "failures": int,
+        "opened_at": float,
+        "cooldown": int,
+        "reason": str,
+    }
     assert stat.S_IMODE((tmp_path / "g.db").stat().st_mode) == 0o600
 
 

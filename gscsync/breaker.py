@@ -1,0 +1,135 @@
+"""A circuit breaker whose state lives in the database, so it outlives each cron process.
+
+Closed: requests flow; ``threshold`` consecutive failed requests (after retries) open it.
+Open: runs are skipped (exit 4) without calling the API until the cooldown has passed.
+Then the next run is half-open: one probe request goes alone; success closes the
+breaker, failure opens it again with the cooldown doubled (capped at a day).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from gscsync.errors import ApiError, BreakerOpen, TransientError
+
+log = logging.getLogger("gscsync")
+MAX_COOLDOWN = 86_400
+
+
+@dataclass(frozen=True)
+class BreakerState:
+    """What is persisted: one row of the ``breaker`` table."""
+
+    state: str = "closed"  # closed | open
+    failures: int = 0  # consecutive failed requests
+    opened_at: float | None = None  # epoch seconds
+    cooldown: int = 0  # seconds; 0 means the configured base
+    reason: str | None = None
+
+    def reopens_at(self, base: int) -> float | None:
+        if self.state != "open" or self.opened_at is None:
+            return None
+        return self.opened_at + (self.cooldown or base)
+
+
+class Tripped(ApiError):
+    """The breaker opened during this run: no more requests."""
+
+
+def _when(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).replace(microsecond=0).isoformat()
+
+
+class Breaker:
+    """The in-run breaker; ``state`` is what to persist at the end."""
+
+    def __init__(
+        self,
+        state: BreakerState,
+        *,
+        threshold: int,
+        cooldown: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.state = state
+        self.threshold = threshold
+        self.base = cooldown
+        self.clock = clock
+        self.half_open = False
+        self._probe_sent = False
+        self._cond = threading.Condition()
+
+    def admit_run(self) -> None:
+        """Raise BreakerOpen while the cooldown lasts; after it, go half-open."""
+        reopens = self.state.reopens_at(self.base)
+        if reopens is None:
+            return
+        if self.clock() < reopens:
+            raise BreakerOpen(
+                f"circuit breaker open since {_when(self.state.opened_at or 0)} after "
+                f"{self.state.reason or 'repeated failures'}; no request until {_when(reopens)} "
+                "(or run `gscsync sync --reset-breaker`)"
+            )
+        log.warning("circuit breaker cooldown over: one probe request decides")
+        self.half_open = True
+
+    def reset(self) -> None:
+        """Close by hand (``sync --reset-breaker``)."""
+        with self._cond:
+            self.state = BreakerState()
+            self.half_open = False
+            self._cond.notify_all()
+
+    @property
+    def is_open(self) -> bool:
+        return self.state.state == "open" and not self.half_open
+
+    def before_request(self) -> None:
+        """Gate every request: while half-open only the probe goes; once open, none."""
+        with self._cond:
+            if self.is_open:
+                raise Tripped("circuit breaker open: no more requests this run")
+            if not self.half_open:
+                return
+            if not self._probe_sent:
+                self._probe_sent = True
+                return
+            self._cond.wait_for(lambda: not self.half_open)
+            if self.is_open:
+                raise Tripped("circuit breaker open: no more requests this run")
+
+    def record(self, error: BaseException | None) -> None:
+        """The outcome of one request after its retries."""
+        with self._cond:
+            if error is None or not isinstance(error, TransientError):
+                if self.half_open or self.state.failures:
+                    if self.half_open:
+                        log.warning("circuit breaker probe succeeded: closed")
+                    self.state = BreakerState()
+                    self.half_open = False
+                    self._cond.notify_all()
+                return
+            failures = self.state.failures + 1
+            if self.half_open:
+                cooldown = min(MAX_COOLDOWN, 2 * (self.state.cooldown or self.base))
+                self._open(failures, cooldown, error)
+            elif self.state.state == "closed" and failures >= self.threshold:
+                self._open(failures, self.base, error)
+            else:
+                self.state = replace(self.state, failures=failures)
+
+    def _open(self, failures: int, cooldown: int, error: BaseException) -> None:
+        self.state = BreakerState("open", failures, self.clock(), cooldown, str(error)[:300])
+        self.half_open = False
+        log.error(
+            "circuit breaker opened after %d failed request(s) (%s); next try after %ds",
+            failures,
+            error,
+            cooldown,
+        )
+        self._cond.notify_all()

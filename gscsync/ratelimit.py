@@ -1,0 +1,64 @@
+"""A request-rate ceiling shared by every request of a run.
+
+A sliding log of send times: a request may go when fewer than ``rate`` requests went in
+the last 60 seconds, so no 60-second window ever holds more than the ceiling. Each
+rate-limit answer (429) halves the rate for the rest of the run, at most once per
+``SLOWDOWN_EVERY`` seconds, so a burst of 429s from requests sent together counts once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+log = logging.getLogger("gscsync")
+WINDOW = 60.0
+SLOWDOWN_EVERY = 10.0
+MIN_WAIT = 0.001
+
+
+class RateLimiter:
+    """At most ``qpm`` requests in any 60-second window."""
+
+    def __init__(
+        self,
+        qpm: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.rate = qpm
+        self.clock = clock
+        self.sleep = sleep
+        self._sent: deque[float] = deque()
+        self._lock = threading.Lock()
+        self._slowed_at: float | None = None
+
+    def acquire(self) -> None:
+        """Wait until one more request fits under the ceiling, then count it."""
+        with self._lock:  # waiters queue here in turn: the ceiling holds across threads
+            while True:
+                now = self.clock()
+                # one expression (t + WINDOW) both here and in the wait below, so float
+                # rounding cannot make them disagree and spin
+                while self._sent and self._sent[0] + WINDOW <= now:
+                    self._sent.popleft()
+                if len(self._sent) < self.rate:
+                    self._sent.append(now)
+                    return
+                self.sleep(max(MIN_WAIT, self._sent[-self.rate] + WINDOW - now))
+
+    def slow_down(self) -> None:
+        """A 429 came back: halve the rate for the rest of the run (never below 1/min)."""
+        with self._lock:
+            now = self.clock()
+            if self._slowed_at is not None and now - self._slowed_at < SLOWDOWN_EVERY:
+                return
+            self._slowed_at = now
+            new = max(1, self.rate // 2)
+            if new != self.rate:
+                log.warning("rate limited: lowering to %d requests per minute", new)
+            self.rate = new

@@ -1,0 +1,278 @@
+"""Error taxonomy, retries, the rate limiter and the circuit breaker."""
+
+from __future__ import annotations
+
+import random
+
+import httpx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pytest_httpx import HTTPXMock
+
+from gscsync.breaker import MAX_COOLDOWN, Breaker, BreakerState, Tripped
+from gscsync.client import GscClient, make_retrying
+from gscsync.errors import (
+    BadRequest,
+    BadResponse,
+    BreakerOpen,
+    NetworkError,
+    PermissionDenied,
+    QuotaExceeded,
+    RateLimited,
+    ServerError,
+    Unauthorized,
+)
+from gscsync.ratelimit import RateLimiter
+from tests.fakes import error
+
+API = "https://gsc.test"
+ATTEMPTS = 4
+
+
+def client(sleeps: list[float], **kwargs: object) -> GscClient:
+    return GscClient(
+        httpx.Client(),
+        base_url=API,
+        retrying=make_retrying(ATTEMPTS, sleep=sleeps.append, rng=random.Random(7)),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def google(status: int, reason: str) -> httpx.Response:
+    return error(status, reason, f"{reason} from Google")
+
+
+# status x reason x body -> (error raised, attempts made)
+TAXONOMY = [
+    (google(429, "rateLimitExceeded"), RateLimited, ATTEMPTS),
+    (google(403, "rateLimitExceeded"), RateLimited, ATTEMPTS),
+    (google(403, "userRateLimitExceeded"), RateLimited, ATTEMPTS),
+    (google(500, "backendError"), ServerError, ATTEMPTS),
+    (google(503, "backendError"), ServerError, ATTEMPTS),
+    (httpx.Response(502, text="<html>Bad Gateway</html>"), ServerError, ATTEMPTS),
+    (httpx.Response(200, text='{"rows": [{"keys"'), BadResponse, ATTEMPTS),
+    (httpx.Response(200, text=""), BadResponse, ATTEMPTS),
+    (httpx.Response(200, json=["not", "an", "object"]), BadResponse, ATTEMPTS),
+    (google(403, "quotaExceeded"), QuotaExceeded, 1),
+    (google(429, "quotaExceeded"), QuotaExceeded, 1),
+    (google(403, "dailyLimitExceeded"), PermissionDenied, 1),
+    (google(403, "forbidden"), PermissionDenied, 1),
+    (google(400, "badRequest"), BadRequest, 1),
+    (google(400, "invalidParameter"), BadRequest, 1),
+    (google(401, "authError"), Unauthorized, 1),
+]
+
+
+@pytest.mark.parametrize(("response", "kind", "attempts"), TAXONOMY)
+def test_the_taxonomy(
+    httpx_mock: HTTPXMock, response: httpx.Response, kind: type, attempts: int
+) -> None:
+    httpx_mock.add_callback(lambda request: response, is_reusable=True)
+    sleeps: list[float] = []
+    with pytest.raises(kind):
+        client(sleeps).query_page("sc-domain:a.com", {})
+    assert len(httpx_mock.get_requests()) == attempts
+    assert len(sleeps) == attempts - 1
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        httpx.ConnectError("refused"),
+        httpx.ReadTimeout("slow"),
+        httpx.RemoteProtocolError("peer closed"),
+    ],
+)
+def test_transport_errors_are_retried(httpx_mock: HTTPXMock, exc: Exception) -> None:
+    for _ in range(ATTEMPTS - 1):
+        httpx_mock.add_exception(exc)
+    httpx_mock.add_response(json={"rows": []})
+    sleeps: list[float] = []
+    assert client(sleeps).query_page("sc-domain:a.com", {}) == {"rows": []}
+    assert len(sleeps) == ATTEMPTS - 1
+
+
+def test_retries_stop_after_max_attempts_with_network_error(httpx_mock: HTTPXMock) -> None:
+    httpx_mock.add_exception(httpx.ConnectError("refused"), is_reusable=True)
+    with pytest.raises(NetworkError):
+        client([]).query_page("sc-domain:a.com", {})
+    assert len(httpx_mock.get_requests()) == ATTEMPTS
+
+
+def test_backoff_is_full_jitter_under_a_doubling_ceiling() -> None:
+    sleeps: list[float] = []
+    retrying = make_retrying(8, sleep=sleeps.append, rng=random.Random(3), base=1.0, cap=16.0)
+    with pytest.raises(ServerError):
+        for attempt in retrying:
+            with attempt:
+                raise ServerError("x", status=500)
+    assert len(sleeps) == 7
+    for n, slept in enumerate(sleeps, start=1):
+        assert 0 <= slept <= min(16.0, 2 ** (n - 1))
+    assert max(sleeps) > 2  # the ceiling really grows
+
+
+def test_retry_after_is_honoured(httpx_mock: HTTPXMock) -> None:
+    httpx_mock.add_response(
+        status_code=429, headers={"Retry-After": "7"}, json=google(429, "rateLimitExceeded").json()
+    )
+    httpx_mock.add_response(json={})
+    sleeps: list[float] = []
+    client(sleeps).query_page("sc-domain:a.com", {})
+    assert sleeps == [7.0]
+
+
+def test_each_retry_is_logged_with_its_reason(
+    httpx_mock: HTTPXMock, caplog: pytest.LogCaptureFixture
+) -> None:
+    httpx_mock.add_callback(lambda r: google(503, "backendError"))
+    httpx_mock.add_response(json={})
+    with caplog.at_level("WARNING", logger="gscsync"):
+        client([]).query_page("sc-domain:a.com", {})
+    assert "retrying after 503 backendError" in caplog.text and "attempt 1 of 4" in caplog.text
+
+
+def test_429s_slow_the_shared_limiter(httpx_mock: HTTPXMock) -> None:
+    httpx_mock.add_callback(lambda r: google(429, "rateLimitExceeded"))
+    httpx_mock.add_response(json={})
+    limiter = RateLimiter(300)
+    client([], limiter=limiter).query_page("sc-domain:a.com", {})
+    assert limiter.rate == 150
+
+
+# -- the rate limiter, on a simulated clock ------------------------------------------------
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0
+        self.now += seconds
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    qpm=st.integers(min_value=1, max_value=40),
+    gaps=st.lists(st.floats(min_value=0, max_value=5), min_size=1, max_size=150),
+    slowdowns=st.sets(st.integers(min_value=0, max_value=149), max_size=6),
+)
+def test_limiter_never_exceeds_its_ceiling_in_any_60s_window(
+    qpm: int, gaps: list[float], slowdowns: set[int]
+) -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(qpm, clock=clock, sleep=clock.sleep)
+    sent: list[float] = []
+    slowed: list[tuple[float, int]] = []  # (when, rate after)
+    for i, gap in enumerate(gaps):
+        clock.now += gap
+        if i in slowdowns:
+            limiter.slow_down()
+            slowed.append((clock.now, limiter.rate))
+        limiter.acquire()
+        sent.append(clock.now)
+    for i, t in enumerate(sent):
+        # the window (t - 60, t], in the limiter's own arithmetic: s + 60 > t
+        in_window = sum(1 for s in sent[: i + 1] if s + 60.0 > t)
+        assert in_window <= qpm
+        # a window that starts after a slowdown holds at most the lowered rate
+        settled = [rate for when, rate in slowed if when + 60.0 <= t]
+        if settled:
+            assert in_window <= settled[-1]
+
+
+def test_limiter_halves_at_most_every_10_seconds_and_never_below_1() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(8, clock=clock, sleep=clock.sleep)
+    limiter.slow_down()
+    limiter.slow_down()  # the same burst of 429s
+    assert limiter.rate == 4
+    for _ in range(5):
+        clock.now += 11
+        limiter.slow_down()
+    assert limiter.rate == 1
+
+
+# -- the circuit breaker -------------------------------------------------------------------
+def breaker(state: BreakerState | None = None, now: list[float] | None = None) -> Breaker:
+    clock = now if now is not None else [0.0]
+    return Breaker(state or BreakerState(), threshold=3, cooldown=100, clock=lambda: clock[0])
+
+
+def test_consecutive_failures_open_it_and_a_success_resets_the_count() -> None:
+    b = breaker()
+    b.record(ServerError("x"))
+    b.record(ServerError("x"))
+    b.record(None)
+    assert b.state.failures == 0
+    for _ in range(2):
+        b.record(ServerError("x"))
+    b.record(PermissionDenied("no"))  # an answer: the API is up
+    assert b.state == BreakerState()
+    for _ in range(3):
+        b.record(NetworkError("down"))
+    assert b.is_open and b.state.cooldown == 100 and "down" in (b.state.reason or "")
+    with pytest.raises(Tripped):
+        b.before_request()
+
+
+def test_open_breaker_refuses_runs_until_the_cooldown_then_probes() -> None:
+    now = [0.0]
+    opened = BreakerState("open", 5, 0.0, 100, "500 backendError")
+    with pytest.raises(BreakerOpen, match="no request until"):
+        breaker(opened, now).admit_run()
+    now[0] = 100.0
+    b = breaker(opened, now)
+    b.admit_run()
+    assert b.half_open
+    b.before_request()  # the probe goes
+    b.record(None)
+    assert b.state == BreakerState() and not b.half_open
+
+
+def test_a_failed_probe_reopens_with_the_cooldown_doubled_and_capped() -> None:
+    now = [1000.0]
+    b = breaker(BreakerState("open", 5, 0.0, 100, "x"), now)
+    b.admit_run()
+    b.before_request()
+    b.record(ServerError("still down"))
+    assert b.is_open and b.state.cooldown == 200 and b.state.opened_at == 1000.0
+    b = breaker(BreakerState("open", 5, 0.0, MAX_COOLDOWN, "x"), [MAX_COOLDOWN + 1.0])
+    b.admit_run()
+    b.before_request()
+    b.record(ServerError("still down"))
+    assert b.state.cooldown == MAX_COOLDOWN
+
+
+def test_while_half_open_other_requests_wait_for_the_probe() -> None:
+    import threading
+
+    b = breaker(BreakerState("open", 5, 0.0, 100, "x"), [100.0])
+    b.admit_run()
+    b.before_request()
+    outcome: list[str] = []
+
+    def second() -> None:
+        try:
+            b.before_request()
+            outcome.append("went")
+        except Tripped:
+            outcome.append("tripped")
+
+    t = threading.Thread(target=second)
+    t.start()
+    t.join(0.2)
+    assert outcome == []  # still waiting on the probe
+    b.record(ServerError("down"))
+    t.join(2)
+    assert outcome == ["tripped"]
+
+
+def test_reset_closes_it() -> None:
+    b = breaker(BreakerState("open", 5, 0.0, 100, "x"), [1.0])
+    b.reset()
+    b.admit_run()
+    assert b.state == BreakerState()
