@@ -30,6 +30,7 @@ class FakeGsc:
     tokens_issued: int = 0
     requests: list[httpx.Request] = field(default_factory=list)
     marker_key: str = "first_incomplete_date"
+    pings: list[str] = field(default_factory=list)  # healthcheck URLs pinged
 
     def add_day(self, site: str, stype: str, day: str, n: int, *, fresh: bool = False) -> None:
         out = []
@@ -57,6 +58,11 @@ class FakeGsc:
                     "token_type": "Bearer",
                 },
             )
+        if request.url.host == "hc-down.test":
+            raise httpx.ConnectError("connection refused", request=request)
+        if request.url.host == "hc.test":
+            self.pings.append(request.url.path)
+            return httpx.Response(200, text="OK")
         if self.errors:
             status, reason, message = self.errors.pop(0)
             return error(status, reason, message)
