@@ -291,7 +291,14 @@ class Store:
         )
 
     def start_run(self, command: str) -> int:
-        """Open a ``runs`` row; returns its id."""
+        """Open a ``runs`` row; returns its id. Call it holding the lock: any row still
+        ``running`` then belongs to a process that died (kill -9, power loss)."""
+        self.db.execute(
+            "UPDATE runs SET status = 'interrupted', finished_at = ?, "
+            "error = 'the process ended before finishing (killed or crashed)' "
+            "WHERE status = 'running'",
+            [utcnow()],
+        )
         cursor = self.db.execute(
             "INSERT INTO runs (command, started_at, status, days_ok, days_failed, "
             "rows_written, requests, pid, version) VALUES (?, ?, 'running', 0, 0, 0, 0, ?, ?)",

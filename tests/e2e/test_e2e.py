@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -24,108 +23,12 @@ from gscsync.emulator import (
     EmulatorServer,
     Faults,
     SiteData,
-    new_service_account_key,
 )
 from gscsync.emulator.data import DEFAULT_ROWS
 from gscsync.files import write_atomic
-from gscsync.sync import dimensions_for
+from tests.e2e.harness import GOOD, KEY, TYPES, Env
 
 pytestmark = pytest.mark.e2e
-
-GOOD = ("sc-domain:shop.example", "https://blog.example/")
-TYPES = ("web", "discover", "googleNews", "news")
-KEY = new_service_account_key()
-
-
-class Env:
-    def __init__(self, server: EmulatorServer, tmp: Path) -> None:
-        self.server = server
-        self.emu = server.emulator
-        self.db = tmp / "gsc.db"
-        self.key = KEY.write(tmp / "key.json", f"{server.url}/token")
-        self.env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("GSCSYNC_") and k != "GOOGLE_APPLICATION_CREDENTIALS"
-        } | {
-            "GSCSYNC_CREDENTIALS": str(self.key),
-            "GSCSYNC_API_URL": server.url,
-            "GSCSYNC_DB": str(self.db),
-            "GSCSYNC_SITES": ",".join(GOOD),
-            "GSCSYNC_SEARCH_TYPES": ",".join(TYPES),
-            "GSCSYNC_SYNC_DAYS": "6",
-        }
-
-    def run(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "gscsync", *args],
-            env=self.env | env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=self.db.parent,
-        )
-
-    def popen(self, *args: str, **env: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "gscsync", *args],
-            env=self.env | env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=self.db.parent,
-        )
-
-    def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
-        with sqlite3.connect(self.db) as conn:
-            return conn.execute(query, params).fetchall()
-
-    def served_rows(self, site: str, stype: str, day: str, state: str = "final") -> set[tuple]:
-        """What the emulator serves for one day, as our table stores it."""
-        dims = dimensions_for(stype)
-        out: set[tuple] = set()
-        start = 0
-        while True:
-            doc = self.emu.query(
-                site,
-                {
-                    "startDate": day,
-                    "endDate": day,
-                    "type": stype,
-                    "dimensions": dims,
-                    "dataState": state,
-                    "rowLimit": 25000,
-                    "startRow": start,
-                },
-            )
-            rows = doc.get("rows", [])
-            for r in rows:
-                k = dict(zip(dims, r["keys"], strict=True))
-                out.add(
-                    (
-                        k.get("query", ""),
-                        k["page"],
-                        k["country"],
-                        k.get("device", ""),
-                        r["clicks"],
-                        r["impressions"],
-                        r.get("position"),
-                    )
-                )
-            if len(rows) < 25000:
-                return out
-            start += len(rows)
-
-    def stored_rows(self, site: str, stype: str, day: str) -> set[tuple]:
-        return set(
-            self.sql(
-                "SELECT query, page, country, device, clicks, impressions, position "
-                "FROM search_analytics WHERE site_url = ? AND search_type = ? AND date = ?",
-                site,
-                stype,
-                day,
-            )
-        )
 
 
 @pytest.fixture
