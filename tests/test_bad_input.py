@@ -16,6 +16,7 @@ from gscsync.db import Store, open_db
 from gscsync.models import DayData, DayTask
 from tests.conftest import run_cli
 from tests.fakes import FakeGsc
+from tests.test_config import BAD
 
 S1 = "sc-domain:example.com"
 
@@ -57,12 +58,9 @@ def bad_credentials(tmp_path: Path, kind: str) -> Path:
 
 
 MATRIX = [
-    # (args, env, exit code, words in the one line)
-    ([], {"GSCSYNC_SYNC_DAYS": "0"}, 2, "GSCSYNC_SYNC_DAYS"),
-    ([], {"GSCSYNC_QPM": "fast"}, 2, "GSCSYNC_QPM"),
-    ([], {"GSCSYNC_DATA_STATE": "fresh"}, 2, "GSCSYNC_DATA_STATE"),
-    ([], {"GSCSYNC_MAX_RUNTIME": "-3"}, 2, "GSCSYNC_MAX_RUNTIME"),
-    ([], {"GSCSYNC_BREAKER_COOLDOWN": "soon"}, 2, "GSCSYNC_BREAKER_COOLDOWN"),
+    # (args, env, exit code, words in the one line): every bad setting of test_config ...
+    *(([], {name: value}, 2, needle) for name, value, needle in BAD),
+    # ... and flags
     ([], {"GSCSYNC_METRICS_FILE": " "}, 0, ""),  # empty means unset
     (["-t", "shopping"], {}, 2, "--search-type: unknown search type 'shopping'"),
     (["-s", "example.com"], {}, 2, "sc-domain:example.com or https://example.com/"),
