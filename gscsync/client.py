@@ -12,7 +12,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -227,21 +227,30 @@ class GscClient:
             raise BadResponse("searchAnalytics.query: rows is not a list of objects")
         return result
 
-    def query(self, site_url: str, body: dict[str, Any]) -> QueryResult:
-        """Every page of a query: ``rowLimit`` 25000, ``startRow`` on until a short page."""
-        result = QueryResult()
+    def pages(self, site_url: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Each page of a query: ``rowLimit`` 25000, ``startRow`` on until a short page.
+
+        A generator, so a caller can reduce each page before the next is fetched.
+        """
         start = 0
-        while True:
+        for number in range(1, MAX_PAGES + 1):
             page = self.query_page(site_url, {**body, "rowLimit": ROW_LIMIT, "startRow": start})
+            yield page
+            rows = page.get("rows", [])
+            if len(rows) < ROW_LIMIT or number == MAX_PAGES:
+                return
+            start += len(rows)
+
+    def query(self, site_url: str, body: dict[str, Any]) -> QueryResult:
+        """Every page of a query, gathered (for small answers such as the date probe)."""
+        result = QueryResult()
+        for page in self.pages(site_url, body):
             result.pages += 1
-            rows: list[dict[str, Any]] = page.get("rows", [])
-            result.rows.extend(rows)
             if result.pages == 1:
                 metadata = page.get("metadata")
                 result.metadata = metadata if isinstance(metadata, dict) else {}
-            if len(rows) < ROW_LIMIT or result.pages >= MAX_PAGES:
-                return result
-            start += len(rows)
+            result.rows.extend(page.get("rows", []))
+        return result
 
     def _call(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
         if self.gate is not None:

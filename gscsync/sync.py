@@ -169,11 +169,13 @@ def fetch_day(client: GscClient, task: DayTask, totals: Totals) -> DayData:
         "dataState": "all" if task.fresh else "final",
     }
     dims = dimensions_for(task.search_type)
-    detail = client.query(task.site_url, {**base, "dimensions": dims})
     rows: dict[tuple[str, ...], DetailRow] = {}
-    for api_row in detail.rows:
-        key, row = to_detail(api_row, dims)
-        rows[key] = row  # ties across pages can repeat a row: keep one
+    served = 0
+    for page in client.pages(task.site_url, {**base, "dimensions": dims}):
+        for api_row in page.get("rows", []):  # reduced page by page: the JSON goes at once
+            key, row = to_detail(api_row, dims)
+            rows[key] = row  # ties across pages can repeat a row: keep one
+        served += len(page.get("rows", []))
     appearance: dict[str, AppearanceRow] = {}
     for api_row in client.query(task.site_url, {**base, "dimensions": ["searchAppearance"]}).rows:
         name = str((api_row.get("keys") or [""])[0])
@@ -183,7 +185,7 @@ def fetch_day(client: GscClient, task: DayTask, totals: Totals) -> DayData:
         rows=list(rows.values()),
         appearance=list(appearance.values()),
         totals=totals,
-        truncated=len(detail.rows) >= DAILY_ROW_CAP,
+        truncated=served >= DAILY_ROW_CAP,
     )
 
 

@@ -14,7 +14,7 @@ import random
 import secrets
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -31,6 +31,7 @@ SCOPES = {
     "https://www.googleapis.com/auth/webmasters.readonly",
     "https://www.googleapis.com/auth/webmasters",
 }
+ANSWER_CACHE = 64  # full query answers kept (oldest dropped first)
 PERMISSION_HELP = "See also: https://support.google.com/webmasters/answer/2451999."
 
 
@@ -105,6 +106,7 @@ class Emulator:
         }
         self.queries_served = 0
         self.rng = random.Random(config.seed)
+        self._answers: dict[tuple[Any, ...], tuple[list[dict[str, Any]], bool]] = {}
 
     # -- clock ---------------------------------------------------------------------------
     def today(self) -> date:
@@ -218,14 +220,24 @@ class Emulator:
             raise google_error(400, "badRequest", str(exc), "INVALID_ARGUMENT") from None
         today = self.today()
         final_through = today - timedelta(days=self.config.lag_days)
-        rows, has_fresh = answer(
-            q,
-            self.config.seed,
-            site,
-            today=today,
-            final_through=final_through,
-            earliest=earliest_served(today),
-        )
+        # One full answer per query, paging aside: the pages of one query are cheap.
+        key = (url, replace(q, start_row=0, row_limit=1), today, final_through)
+        with self.lock:
+            cached = self._answers.get(key)
+        if cached is None:
+            cached = answer(
+                q,
+                self.config.seed,
+                site,
+                today=today,
+                final_through=final_through,
+                earliest=earliest_served(today),
+            )
+            with self.lock:
+                if len(self._answers) >= ANSWER_CACHE:
+                    self._answers.pop(next(iter(self._answers)))
+                self._answers[key] = cached
+        rows, has_fresh = cached
         with self.lock:
             self.stats["detail" if len(q.dimensions) > 1 else "query"] += 1
         page = rows[q.start_row : q.start_row + q.row_limit]
