@@ -41,7 +41,7 @@ from gscsync.lock import hold_lock
 from gscsync.notify import ping, write_metrics
 from gscsync.planner import candidate_days
 from gscsync.ratelimit import RateLimiter
-from gscsync.status import coverage
+from gscsync.status import newest_final_days
 from gscsync.sync import Engine, Job, ProgressCallback, RunReport, resolve_sites
 
 log = logging.getLogger("gscsync")
@@ -227,8 +227,7 @@ def _fetching_run(
     today = today or pacific_today()
     load_credentials(settings.credentials)  # a bad file is exit 2 before the DB is touched
     check_db_path(settings.db)
-    with hold_lock(settings.lock_path):
-        db = open_db(settings.db)
+    with hold_lock(settings.lock_path), open_db(settings.db) as db:
         store = Store(db)
         run = _Run(command, settings, store, started)
         breaker = Breaker(
@@ -236,15 +235,15 @@ def _fetching_run(
             threshold=settings.breaker_threshold,
             cooldown=settings.breaker_cooldown,
         )
+        if reset_breaker:
+            log.info("circuit breaker closed by hand (--reset-breaker)")
+            breaker.reset()
         try:
-            if reset_breaker:
-                log.info("circuit breaker closed by hand (--reset-breaker)")
-                breaker.reset()
-            try:
-                breaker.admit_run()
-            except BreakerOpen as exc:
-                run.finish(RunReport(), "skipped", exc.exit_code, breaker, error=str(exc))
-                raise
+            breaker.admit_run()
+        except BreakerOpen as exc:
+            run.finish(RunReport(), "skipped", exc.exit_code, breaker, error=str(exc))
+            raise
+        try:
             ping(settings.healthcheck_url, "start")
             with api_client(settings, breaker) as client:
                 sites = resolve_sites(settings, client)
@@ -260,16 +259,11 @@ def _fetching_run(
                 )
                 engine.report.sites = sites
                 report = engine.run(make_jobs(store, sites, today))
-        except BreakerOpen:
-            db.close()
-            raise
         except KeyboardInterrupt:  # a second Ctrl-C: the open transaction rolled back
             run.finish(RunReport(), "interrupted", 130, breaker, error="aborted by the user")
-            db.close()
             raise
         except GscSyncError as exc:
             run.finish(RunReport(), "failed", exc.exit_code, breaker, error=str(exc))
-            db.close()
             raise
         all_denied = bool(sites) and set(report.denied_sites) >= set(sites)
         status, code = report.status, 0 if report.status == "ok" else 1
@@ -279,7 +273,6 @@ def _fetching_run(
             status, code = "interrupted", Interrupted.exit_code
         run.finish(report, status, code, breaker, error=_summary_error(report))
         store.prune_runs(settings.retention_days)
-        db.close()
     if all_denied:
         raise NoAccessibleSite(
             "no configured site is accessible: "
@@ -323,20 +316,17 @@ class _Run:
         )
         if status != "skipped":
             ping(self.settings.healthcheck_url, "success" if code == 0 else "fail", summary)
-        write_metrics(
-            self.settings.metrics_file,
-            command=self.command,
-            status=status,
-            exit_code=code,
-            duration=time.monotonic() - self.started,
-            counts=counts,
-            breaker_open=breaker.state.state == "open",
-            newest_final={
-                (c.site_url, c.search_type): c.newest_final
-                for c in coverage(self.store.db)
-                if c.newest_final
-            },
-        )
+        if self.settings.metrics_file is not None:
+            write_metrics(
+                self.settings.metrics_file,
+                command=self.command,
+                status=status,
+                exit_code=code,
+                duration=time.monotonic() - self.started,
+                counts=counts,
+                breaker_open=breaker.state.state == "open",
+                newest_final=newest_final_days(self.store.db),
+            )
 
 
 def _summary_error(report: RunReport) -> str | None:

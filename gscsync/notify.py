@@ -29,7 +29,7 @@ def ping(url: str | None, kind: str, body: str = "") -> None:
 
 
 def write_metrics(
-    path: Path | None,
+    path: Path,
     *,
     command: str,
     status: str,
@@ -40,8 +40,6 @@ def write_metrics(
     newest_final: dict[tuple[str, str], str],
 ) -> None:
     """Rewrite the node_exporter textfile atomically."""
-    if path is None:
-        return
     labels = f'command="{command}"'
     lines = [
         "# HELP gscsync_last_run_timestamp_seconds When the last run finished.",

@@ -100,6 +100,15 @@ def _one(db: Database, site: str, stype: str) -> Coverage:
     )
 
 
+def newest_final_days(db: Database) -> dict[tuple[str, str], str]:
+    """The newest final day per (site, search type): one pass over the ledger."""
+    cursor = db.execute(
+        "SELECT site_url, search_type, MAX(date) FROM sync_days WHERE status = 'final' "
+        "GROUP BY site_url, search_type"
+    )
+    return {(site, stype): day for site, stype, day in cursor.fetchall()}
+
+
 def _final_sums(db: Database, table: str, key: list[str]) -> tuple[int, int]:
     """Clicks and impressions of ``table`` over the final days of one site and type."""
     row = db.execute(
