@@ -6,6 +6,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +107,32 @@ class Env:
                 day,
             )
         )
+
+
+def final_days(e: Env, window: int = 6) -> list[str]:
+    """The days of the trailing window that the emulator serves as final."""
+    today = e.emu.today()
+    return [
+        (today - timedelta(days=n)).isoformat()
+        for n in range(window)
+        if today - timedelta(days=n) <= e.emu.final_through()
+    ]
+
+
+def assert_complete(e: Env, days: list[str], types: tuple[str, ...]) -> None:
+    """Every site x type x day stored exactly as served, and final in the ledger (only)."""
+    for site in GOOD:
+        for stype in types:
+            for day in days:
+                assert e.stored_rows(site, stype, day) == e.served_rows(site, stype, day), (
+                    site,
+                    stype,
+                    day,
+                )
+            ledger = e.sql(
+                "SELECT date, status FROM sync_days WHERE site_url = ? AND search_type = ?",
+                site,
+                stype,
+            )
+            assert sorted(ledger) == sorted((d, "final") for d in days), (site, stype)
+    assert e.sql("SELECT COUNT(*) FROM sync_days") == [(len(GOOD) * len(types) * len(days),)]

@@ -26,7 +26,7 @@ from gscsync.emulator import (
 )
 from gscsync.emulator.data import DEFAULT_ROWS
 from gscsync.files import write_atomic
-from tests.e2e.harness import GOOD, KEY, TYPES, Env
+from tests.e2e.harness import GOOD, KEY, TYPES, Env, assert_complete, final_days
 
 pytestmark = pytest.mark.e2e
 
@@ -41,34 +41,12 @@ def env(tmp_path: Path) -> Iterator[Env]:
         yield Env(server, tmp_path)
 
 
-def final_window(e: Env, days: int = 6) -> list[str]:
-    today, final = e.emu.today(), e.emu.final_through()
-    return [
-        (today - timedelta(days=n)).isoformat()
-        for n in range(days)
-        if today - timedelta(days=n) <= final
-    ]
-
-
 def test_full_sync_equals_the_emulators_data_day_by_day(env: Env) -> None:
     result = env.run("sync")
     assert result.returncode == 0, result.stderr
-    days = final_window(env)
+    days = final_days(env)
     assert days
-    for site in GOOD:
-        for stype in TYPES:
-            for day in days:
-                assert env.stored_rows(site, stype, day) == env.served_rows(site, stype, day), (
-                    site,
-                    stype,
-                    day,
-                )
-            ledger = env.sql(
-                "SELECT date, status FROM sync_days WHERE site_url = ? AND search_type = ?",
-                site,
-                stype,
-            )
-            assert sorted(ledger) == sorted((d, "final") for d in days)
+    assert_complete(env, days, TYPES)
     big_day = env.sql("SELECT MAX(rows) FROM sync_days WHERE search_type = 'web'")[0][0]
     assert big_day > 25_000  # paging really happened
     total = env.emu.query(GOOD[0], {"startDate": days[0], "endDate": days[0]})["rows"][0]

@@ -16,7 +16,7 @@ import pytest
 
 from gscsync.emulator import Emulator, EmulatorConfig, EmulatorServer, Faults, SiteData
 from gscsync.files import write_atomic
-from tests.e2e.harness import GOOD, KEY, Env
+from tests.e2e.harness import GOOD, KEY, Env, assert_complete, final_days
 
 pytestmark = pytest.mark.e2e
 
@@ -34,26 +34,7 @@ def env(tmp_path: Path) -> Iterator[Env]:
         yield e
 
 
-def final_days(e: Env, window: int = 6) -> list[str]:
-    today = e.emu.today()
-    return [
-        (today - timedelta(days=n)).isoformat()
-        for n in range(window)
-        if today - timedelta(days=n) <= e.emu.final_through()
-    ]
-
-
-def assert_complete(e: Env, days: list[str], types: tuple[str, ...] = ("web", "discover")) -> None:
-    for site in GOOD:
-        for stype in types:
-            for day in days:
-                assert e.stored_rows(site, stype, day) == e.served_rows(site, stype, day), (
-                    site,
-                    stype,
-                    day,
-                )
-    ledger = e.sql("SELECT status, COUNT(*) FROM sync_days GROUP BY status")
-    assert ledger == [("final", len(GOOD) * len(types) * len(days))]
+WEB_DISCOVER = ("web", "discover")
 
 
 def test_a_server_failing_a_quarter_of_requests(env: Env) -> None:
@@ -66,7 +47,7 @@ def test_a_server_failing_a_quarter_of_requests(env: Env) -> None:
     assert runs[-1].returncode == 0, runs[-1].stderr
     assert env.emu.stats["faults"] > 0
     assert "Traceback" not in "".join(r.stderr for r in runs)
-    assert_complete(env, final_days(env))
+    assert_complete(env, final_days(env), WEB_DISCOVER)
 
 
 def test_load_quota_stops_the_run_and_the_next_one_finishes(env: Env) -> None:
@@ -80,7 +61,7 @@ def test_load_quota_stops_the_run_and_the_next_one_finishes(env: Env) -> None:
     env.emu.config.faults = Faults()
     second = env.run("sync")
     assert second.returncode == 0, second.stderr
-    assert_complete(env, final_days(env))
+    assert_complete(env, final_days(env), WEB_DISCOVER)
 
 
 def test_the_breaker_opens_and_the_next_run_exits_4_without_a_request(env: Env) -> None:
@@ -124,7 +105,7 @@ def test_after_the_cooldown_one_probe_decides(env: Env) -> None:
     result = env.run("sync")
     assert result.returncode == 0, result.stderr  # the probe succeeds: closed, run completes
     assert env.sql("SELECT state FROM breaker") == [("closed",)]
-    assert_complete(env, final_days(env))
+    assert_complete(env, final_days(env), WEB_DISCOVER)
 
 
 def test_max_runtime_ends_the_run_before_the_work_is_done(env: Env) -> None:
@@ -138,7 +119,7 @@ def test_max_runtime_ends_the_run_before_the_work_is_done(env: Env) -> None:
     assert row[0] == "partial" and "stopped early: deadline" in row[1]
     env.emu.config.faults = Faults()
     assert env.run("sync").returncode == 0
-    assert_complete(env, final_days(env))
+    assert_complete(env, final_days(env), WEB_DISCOVER)
 
 
 def test_sigterm_abandons_requests_in_flight(env: Env) -> None:
@@ -186,7 +167,7 @@ def test_kill_9_at_random_moments_never_corrupts_and_the_next_run_completes(env:
         (env.emu.final_through() - timedelta(days=n)).isoformat()
         for n in range((env.emu.final_through() - env.emu.today()).days + 21)
     ]
-    assert_complete(env, days)
+    assert_complete(env, days, WEB_DISCOVER)
 
 
 def test_no_secret_reaches_output_or_database_and_files_are_private(
