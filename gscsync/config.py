@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values
 
 from gscsync.errors import ConfigError
+from gscsync.models import SEARCH_TYPE_NAMES, DataState
 
-SEARCH_TYPES: tuple[str, ...] = ("web", "image", "video", "news", "discover", "googleNews")
 DEFAULT_API_URL = "https://searchconsole.googleapis.com"
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off"}
@@ -32,8 +32,8 @@ class Settings:
     credentials: Path | None = None
     sites: tuple[str, ...] = ()
     db: Path = Path("gscsync.db")
-    search_types: tuple[str, ...] = SEARCH_TYPES
-    data_state: str = "final"
+    search_types: tuple[str, ...] = SEARCH_TYPE_NAMES
+    data_state: DataState = "final"
     sync_days: int = 10
     enabled: bool = True
     api_url: str = DEFAULT_API_URL
@@ -146,18 +146,18 @@ def _split(raw: Any) -> list[str]:
 
 
 def _search_types(raw: Any, name: str) -> tuple[str, ...]:
-    known = {t.lower(): t for t in SEARCH_TYPES}
+    known = {t.lower(): t for t in SEARCH_TYPE_NAMES}
     out: list[str] = []
     for item in _split(raw):
         canonical = known.get(item.lower().replace("_", ""))
         if canonical is None:
             raise ConfigError(
-                f"{name}: unknown search type {item!r}; use any of {', '.join(SEARCH_TYPES)}"
+                f"{name}: unknown search type {item!r}; use any of {', '.join(SEARCH_TYPE_NAMES)}"
             )
         if canonical not in out:
             out.append(canonical)
     if not out:
-        raise ConfigError(f"{name} is empty; use any of {', '.join(SEARCH_TYPES)}")
+        raise ConfigError(f"{name} is empty; use any of {', '.join(SEARCH_TYPE_NAMES)}")
     return tuple(out)
 
 

@@ -36,6 +36,11 @@ def earliest_served(today: date) -> date:
     return months_before(today, HISTORY_MONTHS)
 
 
+def iso_utc(epoch: float) -> str:
+    """Epoch seconds as UTC ISO-8601, to the second."""
+    return datetime.fromtimestamp(epoch, UTC).replace(microsecond=0).isoformat()
+
+
 def parse_date(text: str, name: str) -> date:
     """``YYYY-MM-DD`` or ConfigError naming ``name``."""
     try:

@@ -17,6 +17,7 @@ one place (``exit_code`` on the class) and prints its message as one line.
         │   ├── NetworkError                  timeout, dropped connection
         │   └── BadResponse                   truncated or non-JSON body
         ├── QuotaExceeded                     load quota: stop requesting this run
+        ├── Tripped                           the circuit breaker opened during this run
         ├── PermissionDenied                  403 forbidden: that site fails
         ├── BadRequest                        400: that day fails, not retried
         └── Unauthorized                      401 after a token refresh
@@ -128,6 +129,10 @@ class BadResponse(TransientError):
 
 class QuotaExceeded(ApiError):
     """Search Analytics load quota: nothing more should be requested in this run."""
+
+
+class Tripped(ApiError):
+    """The circuit breaker opened during this run: no more requests."""
 
 
 class PermissionDenied(ApiError):

@@ -1,4 +1,4 @@
-"""Which days to fetch: pure functions over the ledger, the clock and the API's word.
+"""Every "which days": pure functions over the ledger, the clock and the API's word.
 
 Planning happens in two steps. :func:`candidate_days` uses the ledger and today's date
 to name the days worth asking about; the freshness probe (one ``dataState: all``
@@ -9,11 +9,20 @@ ones that have data).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from gscsync.dates import days
+from gscsync.dates import days, earliest_served
+from gscsync.errors import ConfigError
+from gscsync.models import DataState, DayStatus, Job
+
+# When a site refuses access before we learn which days are final, the days at least
+# this old are recorded as failed (Google finalises days within 2-3 days).
+ASSUMED_FINAL_LAG = 3
+
+Ledger = Mapping[date, DayStatus]
+LedgerOf = Callable[[str, str], Ledger]  # (site, search type) -> the ledger
 
 
 @dataclass(frozen=True)
@@ -28,7 +37,7 @@ def candidate_days(
     *,
     today: date,
     window: int,
-    ledger: Mapping[date, str],
+    ledger: Ledger,
     earliest: date,
 ) -> list[date]:
     """Days ``sync`` should ask about, oldest first.
@@ -65,7 +74,7 @@ def finality(row_dates: Collection[date], first_incomplete: date | None) -> Fina
 
 
 def plan_days(
-    candidates: Collection[date], fin: Finality, *, data_state: str
+    candidates: Collection[date], fin: Finality, *, data_state: DataState
 ) -> list[tuple[date, bool]]:
     """``(day, fresh)`` for every candidate to fetch, newest first."""
     out: list[tuple[date, bool]] = []
@@ -80,4 +89,67 @@ def plan_days(
         ):
             out.append((day, True))
     out.sort(reverse=True)
+    return out
+
+
+def assumed_final(candidates: Sequence[date], today: date) -> list[date]:
+    """Days to record as failed when the finality probe itself fails: those old enough."""
+    cutoff = today - timedelta(days=ASSUMED_FINAL_LAG)
+    return [d for d in candidates if d <= cutoff]
+
+
+def sync_jobs(
+    sites: Sequence[str],
+    search_types: Sequence[str],
+    ledger_of: LedgerOf,
+    *,
+    today: date,
+    window: int,
+) -> list[Job]:
+    """Every site × search type with the days ``sync`` should ask about."""
+    earliest = earliest_served(today)
+    return [
+        Job(
+            site,
+            stype,
+            candidate_days(
+                today=today, window=window, ledger=ledger_of(site, stype), earliest=earliest
+            ),
+        )
+        for site in sites
+        for stype in search_types
+    ]
+
+
+def backfill_range(today: date, start: date | None, end: date | None) -> tuple[date, date]:
+    """The backfill range, defaulted and checked against what the API serves."""
+    earliest = earliest_served(today)
+    valid = f"the API serves {earliest} through {today} (Pacific Time)"
+    start = start or earliest
+    end = end or today
+    if end > today:
+        raise ConfigError(f"--end {end} is in the future; {valid}")
+    if start < earliest:
+        raise ConfigError(f"--start {start} is older than the API keeps; {valid}")
+    if start > end:
+        raise ConfigError(f"--end {end} is before --start {start}; {valid}")
+    return start, end
+
+
+def backfill_jobs(
+    sites: Sequence[str],
+    search_types: Sequence[str],
+    ledger_of: LedgerOf,
+    *,
+    first: date,
+    last: date,
+    force: bool,
+) -> list[Job]:
+    """Every site × search type with the days of the range not final (all with ``force``)."""
+    out = []
+    for site in sites:
+        for stype in search_types:
+            ledger = ledger_of(site, stype)
+            wanted = [d for d in days(first, last) if force or ledger.get(d) != "final"]
+            out.append(Job(site, stype, wanted))
     return out

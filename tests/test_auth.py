@@ -10,8 +10,8 @@ import httpx
 import pytest
 from pytest_httpx import HTTPXMock
 
-from gscsync.auth import GoogleAuth, HttpxRequest, load_credentials
-from gscsync.client import GscClient
+from gscsync.api.auth import GoogleAuth, HttpxRequest, load_credentials
+from gscsync.api.client import GscClient
 from gscsync.errors import AuthError, ConfigError
 from tests.conftest import run_cli, write_json
 from tests.fakes import API, TOKEN_URI, error

@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 from pytest_httpx import HTTPXMock
 
-from gscsync.app import run_backfill
+from gscsync.commands import run_backfill
 from gscsync.config import load_settings
-from gscsync.db import Store, open_db
 from gscsync.errors import Interrupted
-from gscsync.models import DayData, DayTask
-from gscsync.sync import RunReport
+from gscsync.models import DayData, DayTask, RunReport
+from gscsync.store import SqliteStore, open_store
 from tests.conftest import run_cli
 from tests.fakes import FakeGsc
 
@@ -130,7 +129,7 @@ def test_interrupted_run_exits_130_without_a_request(
         event.set()
         return original(settings, **{**kwargs, "stop": event})  # type: ignore[arg-type]
 
-    monkeypatch.setattr("gscsync.app.run_backfill", stop_at_once)
+    monkeypatch.setattr("gscsync.commands.run_backfill", stop_at_once)
     assert run_cli("backfill") == 130
     assert "interrupted" in capsys.readouterr().err
     assert httpx_mock.get_requests() == []
@@ -157,9 +156,9 @@ def test_bad_ranges_exit_2_with_the_valid_range(
 
 
 # -- status ------------------------------------------------------------------------------
-def build(db_path: Path) -> Store:
+def build(db_path: Path) -> SqliteStore:
     """Finals on 1, 2, 4, 6; day 3 failed; day 5 missing; day 6 capped; a fresh day 7."""
-    store = Store(open_db(db_path))
+    store = open_store(db_path)
     for d, clicks in ((1, 10), (2, 20), (4, 30), (6, 40)):
         store.write_day(
             DayData(
@@ -184,7 +183,7 @@ def test_status_json_reports_gaps_failures_and_coverage(
 ) -> None:
     store = build(tmp_path / "s.db")
     run = store.start_run("sync")
-    store.finish_run(run, status="partial", days_ok=4, days_failed=1)
+    store.finish_run(run, status="partial", counts={"days_ok": 4, "days_failed": 1})
     assert run_cli("status", "--json", "--db", str(tmp_path / "s.db")) == 1
     doc = json.loads(capsys.readouterr().out)
     # the schema the README documents, exactly
@@ -255,7 +254,7 @@ def test_status_json_reports_gaps_failures_and_coverage(
 
 
 def test_status_is_healthy_then_stale(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    store = Store(open_db(tmp_path / "s.db"))
+    store = open_store(tmp_path / "s.db")
     store.finish_run(store.start_run("sync"), status="ok")
     assert run_cli("status", "--db", str(tmp_path / "s.db")) == 0
     assert "healthy" in capsys.readouterr().out
@@ -267,7 +266,7 @@ def test_status_is_healthy_then_stale(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_status_failed_last_sync_and_no_sync_are_unhealthy(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    store = Store(open_db(tmp_path / "s.db"))
+    store = open_store(tmp_path / "s.db")
     assert run_cli("status", "--json", "--db", str(tmp_path / "s.db")) == 1
     assert json.loads(capsys.readouterr().out)["problems"] == ["no sync has finished yet"]
     store.finish_run(store.start_run("sync"), status="failed", error="401 authError")
@@ -286,7 +285,7 @@ def test_status_on_a_missing_database_is_a_config_error(
 def test_status_finds_the_last_sync_behind_many_backfills(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    store = Store(open_db(tmp_path / "s.db"))
+    store = open_store(tmp_path / "s.db")
     store.finish_run(store.start_run("sync"), status="ok")
     for _ in range(7):
         store.finish_run(store.start_run("backfill"), status="ok")

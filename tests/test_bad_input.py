@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from pytest_httpx import HTTPXMock
 
-from gscsync.db import Store, open_db
 from gscsync.models import DayData, DayTask
+from gscsync.store import open_store
 from tests.conftest import run_cli
 from tests.fakes import FakeGsc
 from tests.test_config import BAD
@@ -27,7 +27,7 @@ def digest(path: Path) -> str:
 
 @pytest.fixture
 def existing_db(api_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    store = Store(open_db(api_env))
+    store = open_store(api_env)
     store.write_day(
         DayData(
             # a recent final day: nothing to catch up, so successful runs stay small
@@ -168,7 +168,7 @@ def test_bad_databases(
         path.write_text("name,clicks\nx,1\n")
         words = "is not a SQLite database"
     elif problem == "newer-schema":
-        db = open_db(path)
+        db = open_store(path).db
         db.table("_sqlite_migrations").insert(
             {"migration_set": "gscsync", "name": "m900_future", "applied_at": "x"}
         )

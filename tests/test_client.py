@@ -8,7 +8,7 @@ import httpx
 import pytest
 from pytest_httpx import HTTPXMock
 
-from gscsync.client import ROW_LIMIT, GscClient, encode_site, error_from_response
+from gscsync.api.client import ROW_LIMIT, GscClient, encode_site, error_from_response
 from gscsync.errors import (
     ApiError,
     BadRequest,
@@ -19,7 +19,7 @@ from gscsync.errors import (
     ServerError,
     Unauthorized,
 )
-from gscsync.sync import to_detail
+from gscsync.fetch import to_detail
 from tests.fakes import error
 
 API = "https://gsc.test"

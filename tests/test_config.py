@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from gscsync.config import SEARCH_TYPES, Settings, load_settings, validate_site
+from gscsync.config import Settings, load_settings, validate_site
 from gscsync.errors import ConfigError
+from gscsync.models import SEARCH_TYPE_NAMES
 from tests.conftest import run_cli
 
 
@@ -16,7 +17,7 @@ def test_defaults_match_the_spec() -> None:
     assert s == Settings()
     assert (s.db, s.search_types, s.data_state, s.sync_days, s.enabled) == (
         Path("gscsync.db"),
-        SEARCH_TYPES,
+        SEARCH_TYPE_NAMES,
         "final",
         10,
         True,

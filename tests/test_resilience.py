@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pytest_httpx import HTTPXMock
 
-from gscsync.breaker import MAX_COOLDOWN, Breaker, BreakerState, Tripped
-from gscsync.client import GscClient, make_retrying
+from gscsync.api.breaker import MAX_COOLDOWN, Breaker
+from gscsync.api.client import GscClient, make_retrying
+from gscsync.api.ratelimit import RateLimiter
 from gscsync.errors import (
     BadRequest,
     BadResponse,
@@ -21,9 +22,10 @@ from gscsync.errors import (
     QuotaExceeded,
     RateLimited,
     ServerError,
+    Tripped,
     Unauthorized,
 )
-from gscsync.ratelimit import RateLimiter
+from gscsync.models import BreakerState
 from tests.fakes import error
 
 API = "https://gsc.test"

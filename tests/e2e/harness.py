@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from gscsync.emulator import EmulatorServer, new_service_account_key
-from gscsync.sync import dimensions_for
+from gscsync.fetch import dimensions_for
 
 GOOD = ("sc-domain:shop.example", "https://blog.example/")
 TYPES = ("web", "discover", "googleNews", "news")

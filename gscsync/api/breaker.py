@@ -12,37 +12,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import replace
 
-from gscsync.errors import ApiError, BreakerOpen, TransientError
+from gscsync.dates import iso_utc
+from gscsync.errors import BreakerOpen, TransientError, Tripped
+from gscsync.models import BreakerState
 
 log = logging.getLogger("gscsync")
 MAX_COOLDOWN = 86_400
-
-
-@dataclass(frozen=True)
-class BreakerState:
-    """What is persisted: one row of the ``breaker`` table."""
-
-    state: str = "closed"  # closed | open
-    failures: int = 0  # consecutive failed requests
-    opened_at: float | None = None  # epoch seconds
-    cooldown: int = 0  # seconds; 0 means the configured base
-    reason: str | None = None
-
-    def reopens_at(self, base: int) -> float | None:
-        if self.state != "open" or self.opened_at is None:
-            return None
-        return self.opened_at + (self.cooldown or base)
-
-
-class Tripped(ApiError):
-    """The breaker opened during this run: no more requests."""
-
-
-def _when(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).replace(microsecond=0).isoformat()
 
 
 class Breaker:
@@ -71,8 +48,8 @@ class Breaker:
             return
         if self.clock() < reopens:
             raise BreakerOpen(
-                f"circuit breaker open since {_when(self.state.opened_at or 0)} after "
-                f"{self.state.reason or 'repeated failures'}; no request until {_when(reopens)} "
+                f"circuit breaker open since {iso_utc(self.state.opened_at or 0)} after "
+                f"{self.state.reason or 'repeated failures'}; no request until {iso_utc(reopens)} "
                 "(or run `gscsync sync --reset-breaker`)"
             )
         log.warning("circuit breaker cooldown over: one probe request decides")

@@ -1,113 +1,42 @@
-"""The SQLite store: schema through versioned migrations, one writer, atomic days.
+"""The SQLite store: versioned schema, one writer, atomic days, the ledger, status reads.
 
 The database runs in WAL mode so readers (sqlite3, Datasette, dashboards) can query
 while a sync writes; ``busy_timeout`` makes a writer wait for a reader instead of failing.
+This package is the only place that imports ``sqlite3`` or ``sqlite_utils``.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
-from sqlite_utils.migrations import Migrations
 
 from gscsync import __version__
-from gscsync.breaker import BreakerState
+from gscsync.dates import days
 from gscsync.errors import ConfigError
 from gscsync.files import create_private
-from gscsync.models import DayData, DayTask
+from gscsync.models import (
+    BreakerState,
+    Coverage,
+    DayData,
+    DayStatus,
+    DayTask,
+    LedgerDay,
+    RunRecord,
+    RunStatus,
+)
+from gscsync.store.schema import KNOWN_MIGRATIONS, migrations
 
 BUSY_TIMEOUT_MS = 30_000
 SQLITE_MAGIC = b"SQLite format 3\x00"
-DIMENSION_PK = ("site_url", "search_type", "date")
-
-migrations = Migrations("gscsync")
-
-
-@migrations()
-def m001_initial(db: Database) -> None:
-    """The tables of SPEC.md: detail rows, totals, appearances, ledger, runs."""
-    metrics: dict[str, Any] = {"clicks": int, "impressions": int, "ctr": float, "position": float}
-    db.table("search_analytics").create(
-        {
-            "site_url": str,
-            "search_type": str,
-            "date": str,
-            "query": str,
-            "page": str,
-            "country": str,
-            "device": str,
-            **metrics,
-        },
-        pk=("site_url", "search_type", "date", "query", "page", "country", "device"),
-        not_null={"site_url", "search_type", "date", "query", "page", "country", "device"},
-    )
-    db.table("daily_totals").create(
-        {"site_url": str, "search_type": str, "date": str, **metrics},
-        pk=DIMENSION_PK,
-        not_null=set(DIMENSION_PK),
-    )
-    db.table("search_appearance").create(
-        {"site_url": str, "search_type": str, "date": str, "appearance": str, **metrics},
-        pk=("site_url", "search_type", "date", "appearance"),
-        not_null={"site_url", "search_type", "date", "appearance"},
-    )
-    db.table("sync_days").create(
-        {
-            "site_url": str,
-            "search_type": str,
-            "date": str,
-            "status": str,
-            "rows": int,
-            "truncated": int,
-            "fetched_at": str,
-            "attempts": int,
-            "error": str,
-        },
-        pk=DIMENSION_PK,
-        not_null={"site_url", "search_type", "date", "status"},
-    )
-    db.table("runs").create(
-        {
-            "id": int,
-            "command": str,
-            "started_at": str,
-            "finished_at": str,
-            "status": str,
-            "days_ok": int,
-            "days_failed": int,
-            "rows_written": int,
-            "requests": int,
-            "error": str,
-            "pid": int,
-            "version": str,
-        },
-        pk="id",
-    )
-    db.table("sync_days").create_index(["status"])
-
-
-@migrations()
-def m002_breaker(db: Database) -> None:
-    """The circuit breaker's state: one row, so it outlives each cron process."""
-    db.table("breaker").create(
-        {
-            "id": int,
-            "state": str,
-            "failures": int,
-            "opened_at": float,
-            "cooldown": int,
-            "reason": str,
-        },
-        pk="id",
-    )
+RUN_COLUMNS = (
+    "id, command, started_at, finished_at, status, days_ok, days_failed, rows_written, "
+    "requests, error, pid, version"
+)
 
 
 def utcnow() -> str:
@@ -128,11 +57,14 @@ def check_db_path(path: Path) -> None:
         _check_sqlite_file(path)
 
 
-def open_db(path: Path) -> Database:
-    """Open (creating if needed) and migrate the database, or raise ConfigError."""
+def open_store(path: Path, *, checked: bool = False) -> SqliteStore:
+    """Open (creating if needed) and migrate the database, or raise ConfigError.
+
+    ``checked``: the caller already ran :func:`check_db_path` (before taking the lock).
+    """
     path = Path(path)
-    check_db_path(path)
-    parent = path.parent
+    if not checked:
+        check_db_path(path)
     if not path.exists():
         try:
             create_private(path)
@@ -140,7 +72,7 @@ def open_db(path: Path) -> Database:
             raise ConfigError(
                 f"cannot create the database {path} ({exc.strerror}); choose a writable GSCSYNC_DB"
             ) from None
-    if not os.access(path, os.R_OK | os.W_OK) or not os.access(parent, os.W_OK):
+    if not os.access(path, os.R_OK | os.W_OK) or not os.access(path.parent, os.W_OK):
         raise ConfigError(
             f"database {path} (or its directory) is not writable; fix its permissions "
             "or set GSCSYNC_DB elsewhere"
@@ -154,17 +86,17 @@ def open_db(path: Path) -> Database:
         migrations.apply(db)
     except sqlite3.DatabaseError as exc:
         raise ConfigError(f"database {path} cannot be used: {exc}") from None
-    return db
+    return SqliteStore(db)
 
 
-def memory_db() -> Database:
-    """A migrated, empty in-memory database (plans for a database not created yet)."""
+def memory_store() -> SqliteStore:
+    """A migrated, empty in-memory store (plans for a database not created yet)."""
     db = Database(memory=True, execute_plugins=False)
     migrations.apply(db)
-    return db
+    return SqliteStore(db)
 
 
-def open_db_readonly(path: Path) -> Database:
+def open_store_readonly(path: Path) -> SqliteStore:
     """Open an existing database for reading only (``status``): no lock, no writes."""
     path = Path(path)
     if not path.is_file():
@@ -182,7 +114,7 @@ def open_db_readonly(path: Path) -> Database:
             )
     except sqlite3.DatabaseError as exc:
         raise ConfigError(f"database {path} cannot be read: {exc}") from None
-    return db
+    return SqliteStore(db)
 
 
 def _check_sqlite_file(path: Path) -> None:
@@ -198,8 +130,7 @@ def _check_sqlite_file(path: Path) -> None:
 
 
 def _refuse_newer_schema(db: Database, path: Path) -> None:
-    known = {m.name for m in migrations._migrations}
-    unknown = [m.name for m in migrations.applied(db) if m.name not in known]
+    unknown = [m.name for m in migrations.applied(db) if m.name not in KNOWN_MIGRATIONS]
     if unknown:
         raise ConfigError(
             f"database {path} was written by a newer gscsync (migration {unknown[-1]}); "
@@ -207,27 +138,22 @@ def _refuse_newer_schema(db: Database, path: Path) -> None:
         )
 
 
-@dataclass(frozen=True)
-class LedgerDay:
-    """One ``sync_days`` row."""
-
-    date: str
-    status: str
-    rows: int
-    attempts: int
-    error: str | None
-
-
-class Store:
-    """All writes go through here, from one thread: the writer."""
+class SqliteStore:
+    """The :class:`gscsync.store.Store` on SQLite. Writes come from one thread: the writer."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        with self.db.atomic():
-            yield
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the ledger and the days --------------------------------------------------------
 
     def ledger(self, site_url: str, search_type: str) -> dict[str, LedgerDay]:
         """The ledger of one site and search type, by date."""
@@ -262,7 +188,7 @@ class Store:
             self.db.execute(
                 "INSERT OR REPLACE INTO daily_totals (site_url, search_type, date, clicks, "
                 "impressions, ctr, position) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                key + data.totals,
+                key + tuple(data.totals),
             )
             self._ledger_upsert(key, data.status, len(data.rows), int(data.truncated), None)
 
@@ -275,7 +201,7 @@ class Store:
     def _ledger_upsert(
         self,
         key: tuple[str, str, str],
-        status: str,
+        status: DayStatus,
         rows: int | None,
         truncated: int | None,
         error: str | None,
@@ -289,6 +215,8 @@ class Store:
             "attempts = attempts + 1, error = excluded.error",
             [*key, status, rows, truncated, utcnow(), error, rows, truncated],
         )
+
+    # -- runs ---------------------------------------------------------------------------
 
     def start_run(self, command: str) -> int:
         """Open a ``runs`` row; returns its id. Call it holding the lock: any row still
@@ -307,9 +235,15 @@ class Store:
         return int(cursor.lastrowid or 0)
 
     def finish_run(
-        self, run_id: int, *, status: str, error: str | None = None, **counts: int
+        self,
+        run_id: int,
+        *,
+        status: RunStatus,
+        error: str | None = None,
+        counts: dict[str, int] | None = None,
     ) -> None:
         """Close a ``runs`` row with its outcome and counters."""
+        counts = counts or {}
         self.db.execute(
             "UPDATE runs SET finished_at = ?, status = ?, error = ?, days_ok = ?, "
             "days_failed = ?, rows_written = ?, requests = ? WHERE id = ?",
@@ -325,9 +259,31 @@ class Store:
             ],
         )
 
+    def prune_runs(self, retention_days: int) -> int:
+        """Delete runs that started more than ``retention_days`` ago."""
+        cutoff = (datetime.now(UTC) - timedelta(days=retention_days)).isoformat()
+        cursor = self.db.execute("DELETE FROM runs WHERE started_at < ?", [cutoff])
+        return cursor.rowcount
+
+    def recent_runs(self, limit: int = 5, command: str | None = None) -> list[RunRecord]:
+        """The newest runs (of ``command`` only, if given), newest first."""
+        where = "WHERE command = ?" if command else ""
+        cursor = self.db.execute(
+            f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY id DESC LIMIT ?",
+            [command, limit] if command else [limit],
+        )
+        return [RunRecord(*row) for row in cursor.fetchall()]
+
+    # -- the circuit breaker ------------------------------------------------------------
+
     def load_breaker(self) -> BreakerState:
         """The persisted breaker state (closed when none was saved)."""
-        return load_breaker(self.db)
+        row = self.db.execute(
+            "SELECT state, failures, opened_at, cooldown, reason FROM breaker WHERE id = 1"
+        ).fetchone()
+        if row is None:
+            return BreakerState()
+        return BreakerState(row[0], row[1] or 0, row[2], row[3] or 0, row[4])
 
     def save_breaker(self, state: BreakerState) -> None:
         """Persist the breaker state."""
@@ -337,18 +293,61 @@ class Store:
             [state.state, state.failures, state.opened_at, state.cooldown, state.reason],
         )
 
-    def prune_runs(self, retention_days: int) -> int:
-        """Delete runs that started more than ``retention_days`` ago."""
-        cutoff = (datetime.now(UTC) - timedelta(days=retention_days)).isoformat()
-        cursor = self.db.execute("DELETE FROM runs WHERE started_at < ?", [cutoff])
-        return cursor.rowcount
+    # -- coverage -----------------------------------------------------------------------
 
+    def newest_final_days(self) -> dict[tuple[str, str], str]:
+        """The newest final day per (site, search type): one pass over the ledger."""
+        cursor = self.db.execute(
+            "SELECT site_url, search_type, MAX(date) FROM sync_days WHERE status = 'final' "
+            "GROUP BY site_url, search_type"
+        )
+        return {(site, stype): day for site, stype, day in cursor.fetchall()}
 
-def load_breaker(db: Database) -> BreakerState:
-    """The persisted breaker state of any database (read-only use in ``status``)."""
-    row = db.execute(
-        "SELECT state, failures, opened_at, cooldown, reason FROM breaker WHERE id = 1"
-    ).fetchone()
-    if row is None:
-        return BreakerState()
-    return BreakerState(row[0], row[1] or 0, row[2], row[3] or 0, row[4])
+    def coverage(self) -> list[Coverage]:
+        """Coverage of every site × search type in the ledger."""
+        pairs = self.db.execute(
+            "SELECT DISTINCT site_url, search_type FROM sync_days ORDER BY site_url, search_type"
+        ).fetchall()
+        return [self._coverage(site, stype) for site, stype in pairs]
+
+    def _coverage(self, site: str, stype: str) -> Coverage:
+        key = [site, stype]
+        ledger = self.db.execute(
+            "SELECT date, status, rows, truncated, error FROM sync_days "
+            "WHERE site_url = ? AND search_type = ? ORDER BY date",
+            key,
+        ).fetchall()
+        finals = [r[0] for r in ledger if r[1] == "final"]
+        final_set = set(finals)
+        gaps: list[str] = []
+        if finals:
+            first, last = date.fromisoformat(finals[0]), date.fromisoformat(finals[-1])
+            gaps = [d.isoformat() for d in days(first, last) if d.isoformat() not in final_set]
+        detail = self._final_sums("search_analytics", key)
+        totals = self._final_sums("daily_totals", key)
+        return Coverage(
+            site_url=site,
+            search_type=stype,
+            first_final=finals[0] if finals else None,
+            newest_final=finals[-1] if finals else None,
+            days_final=len(finals),
+            days_fresh=sum(1 for r in ledger if r[1] == "fresh"),
+            gaps=gaps,
+            failed=[{"date": r[0], "error": r[4] or ""} for r in ledger if r[1] == "failed"],
+            truncated=[r[0] for r in ledger if r[3]],
+            rows=sum(r[2] or 0 for r in ledger if r[1] in ("final", "fresh")),
+            clicks_detail=detail[0],
+            clicks_total=totals[0],
+            impressions_detail=detail[1],
+            impressions_total=totals[1],
+        )
+
+    def _final_sums(self, table: str, key: list[str]) -> tuple[int, int]:
+        """Clicks and impressions of ``table`` over the final days of one site and type."""
+        row: Any = self.db.execute(
+            "SELECT COALESCE(SUM(x.clicks), 0), COALESCE(SUM(x.impressions), 0) "
+            f"FROM {table} x JOIN sync_days d USING (site_url, search_type, date) "
+            "WHERE x.site_url = ? AND x.search_type = ? AND d.status = 'final'",
+            key,
+        ).fetchone()
+        return int(row[0]), int(row[1])

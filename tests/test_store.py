@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from gscsync.db import Store, migrations, open_db
 from gscsync.errors import ConfigError
 from gscsync.models import DayData, DayTask
+from gscsync.store import open_store
+from gscsync.store.schema import migrations
 
 EXPECTED = {
     "search_analytics": {
@@ -81,7 +82,7 @@ PKS = {
 
 
 def test_migrations_create_the_spec_schema_in_wal(tmp_path: Path) -> None:
-    db = open_db(tmp_path / "g.db")
+    db = open_store(tmp_path / "g.db").db
     for table, columns in EXPECTED.items():
         assert db.table(table).columns_dict == columns
         assert db.table(table).pks == PKS[table]
@@ -108,7 +109,7 @@ def day(n_rows: int, date: str = "2026-01-01", fresh: bool = False) -> DayData:
 
 
 def test_write_day_replaces_the_day_and_its_ledger_row(tmp_path: Path) -> None:
-    store = Store(open_db(tmp_path / "g.db"))
+    store = open_store(tmp_path / "g.db")
     store.write_day(day(5, fresh=True))
     store.write_day(day(2, "2026-01-02"))
     store.write_day(day(3))
@@ -126,7 +127,7 @@ def test_write_day_replaces_the_day_and_its_ledger_row(tmp_path: Path) -> None:
 
 
 def test_a_failed_write_leaves_the_day_as_it_was(tmp_path: Path) -> None:
-    store = Store(open_db(tmp_path / "g.db"))
+    store = open_store(tmp_path / "g.db")
     store.write_day(day(4))
     bad = day(3)
     bad.rows.append(("q", "p", "usa", "MOBILE", "x", 2, 0.5, 1.0))  # type: ignore[arg-type]
@@ -141,7 +142,7 @@ def test_a_failed_write_leaves_the_day_as_it_was(tmp_path: Path) -> None:
 
 
 def test_mark_failed_keeps_rows_and_counts_attempts(tmp_path: Path) -> None:
-    store = Store(open_db(tmp_path / "g.db"))
+    store = open_store(tmp_path / "g.db")
     store.write_day(day(2))
     store.mark_failed(DayTask("sc-domain:a.com", "web", "2026-01-01"), "500 backendError")
     row = store.ledger("sc-domain:a.com", "web")["2026-01-01"]
@@ -152,20 +153,20 @@ def test_not_a_sqlite_file_is_refused_untouched(tmp_path: Path) -> None:
     path = tmp_path / "notes.txt"
     path.write_text("my notes")
     with pytest.raises(ConfigError, match="not a SQLite database"):
-        open_db(path)
+        open_store(path)
     assert path.read_text() == "my notes"
 
 
 def test_missing_directory_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
-        open_db(tmp_path / "nope" / "g.db")
+        open_store(tmp_path / "nope" / "g.db")
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
-    db = open_db(tmp_path / "g.db")
+    db = open_store(tmp_path / "g.db").db
     db.table("_sqlite_migrations").insert(
         {"migration_set": "gscsync", "name": "m999_future", "applied_at": "x"}
     )
     db.close()
     with pytest.raises(ConfigError, match="newer gscsync"):
-        open_db(tmp_path / "g.db")
+        open_store(tmp_path / "g.db")

@@ -20,6 +20,7 @@ from urllib.parse import quote
 import httpx
 import tenacity
 
+from gscsync.api.ratelimit import RateLimiter
 from gscsync.errors import (
     ApiError,
     BadRequest,
@@ -32,7 +33,6 @@ from gscsync.errors import (
     TransientError,
     Unauthorized,
 )
-from gscsync.ratelimit import RateLimiter
 
 ROW_LIMIT = 25_000
 MAX_PAGES = 400  # 10 million rows: far past the API's cap, a guard against a looping server

@@ -1,4 +1,5 @@
-"""The engine: probe finality, plan days, fetch them concurrently, write them one by one.
+"""The engine, scheduling only: probes first, then days newest first across all jobs,
+``concurrency`` requests in flight, one writer, deadlines and stop requests.
 
 Fetching happens on a thread pool (``GSCSYNC_CONCURRENCY`` requests in flight); the
 calling thread alone writes to SQLite, one day per transaction. A failure is recorded
@@ -15,178 +16,38 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
-from gscsync.breaker import Breaker, Tripped
-from gscsync.client import GscClient, first_incomplete_date
-from gscsync.config import Settings
-from gscsync.db import Store
+from gscsync.api.breaker import Breaker
+from gscsync.api.client import GscClient
 from gscsync.errors import (
     ApiError,
     AuthError,
-    NoAccessibleSite,
     PermissionDenied,
     QuotaExceeded,
+    Tripped,
     Unauthorized,
 )
-from gscsync.models import ZERO_TOTALS, AppearanceRow, DayData, DayTask, DetailRow, Totals
-from gscsync.planner import Finality, finality, plan_days
+from gscsync.fetch import DAILY_ROW_CAP, Probe, fetch_day, probe
+from gscsync.models import (
+    ZERO_TOTALS,
+    DataState,
+    DayData,
+    DayTask,
+    Job,
+    ProgressCallback,
+    RunReport,
+    Totals,
+)
+from gscsync.planner import assumed_final, plan_days
+from gscsync.store import Store
 
 log = logging.getLogger("gscsync")
 
-DAILY_ROW_CAP = 50_000
 POLL = 0.2  # seconds between checks for a stop signal or the deadline while waiting
-DETAIL_DIMENSIONS = ("date", "query", "page", "country", "device")
-UNSUPPORTED = {"discover": {"query", "device"}, "googleNews": {"query"}}
-# When a site refuses access before we learn which days are final, the days at least
-# this old are recorded as failed (Google finalises days within 2-3 days).
-ASSUMED_FINAL_LAG = 3
-
-
-def dimensions_for(search_type: str) -> list[str]:
-    """Detail dimensions the API allows for ``search_type``."""
-    skip = UNSUPPORTED.get(search_type, set())
-    return [d for d in DETAIL_DIMENSIONS if d not in skip]
-
-
-@dataclass(frozen=True)
-class Job:
-    """One site and search type, with the days worth asking about."""
-
-    site_url: str
-    search_type: str
-    candidates: Sequence[date]
-
-
-@dataclass
-class Probe:
-    """The freshness probe's answer: finality and per-day totals."""
-
-    finality: Finality
-    totals: dict[str, Totals]
-
-
-@dataclass
-class RunReport:
-    """What a run did; updated as it goes and handed to the progress callback."""
-
-    sites: list[str] = field(default_factory=list)
-    days_planned: int = 0
-    days_ok: int = 0
-    days_failed: int = 0
-    rows_written: int = 0
-    requests: int = 0
-    denied_sites: dict[str, str] = field(default_factory=dict)  # site -> the API's message
-    failures: list[tuple[DayTask, str]] = field(default_factory=list)
-    stopped: str | None = None  # why scheduling stopped early: quota, deadline, signal
-
-    @property
-    def days_done(self) -> int:
-        return self.days_ok + self.days_failed
-
-    @property
-    def status(self) -> str:
-        """``ok``, ``partial`` or ``failed``, as stored in ``runs``."""
-        if self.days_failed == 0 and self.stopped is None:
-            return "ok"
-        if self.days_ok == 0 and self.days_failed > 0:
-            return "failed"
-        return "partial"
-
-
-ProgressCallback = Callable[[RunReport], None]
-
-
-def resolve_sites(settings: Settings, client: GscClient) -> list[str]:
-    """``GSCSYNC_SITES``, or every property the credentials can read."""
-    if settings.sites:
-        return list(settings.sites)
-    sites = [s.url for s in client.list_sites() if s.has_data_access]
-    if not sites:
-        raise NoAccessibleSite(
-            "the credentials can read no Search Console property; add the service account's "
-            "client_email as a user of each property (Settings > Users and permissions)"
-        )
-    return sites
-
-
-def to_detail(row: dict[str, Any], dims: Sequence[str]) -> tuple[tuple[str, ...], DetailRow]:
-    """An API row as (key, detail row); dimensions not requested are ``''``."""
-    keys = dict(zip(dims, row.get("keys") or [], strict=False))
-    query, page, country, device = (str(keys.get(d, "")) for d in DETAIL_DIMENSIONS[1:])
-    return (query, page, country, device), (
-        query,
-        page,
-        country,
-        device,
-        *_metrics(row),
-    )
-
-
-def _metrics(row: dict[str, Any]) -> tuple[int, int, float, float | None]:
-    position = row.get("position")
-    return (
-        int(row.get("clicks") or 0),
-        int(row.get("impressions") or 0),
-        float(row.get("ctr") or 0.0),
-        float(position) if position is not None else None,
-    )
-
-
-def probe(client: GscClient, site_url: str, search_type: str, start: date, end: date) -> Probe:
-    """One ``dataState: all`` request grouped by date: finality and daily totals."""
-    result = client.query(
-        site_url,
-        {
-            "startDate": start.isoformat(),
-            "endDate": end.isoformat(),
-            "dimensions": ["date"],
-            "type": search_type,
-            "dataState": "all",
-        },
-    )
-    totals: dict[str, Totals] = {}
-    for row in result.rows:
-        keys = row.get("keys") or []
-        if keys:
-            totals[str(keys[0])[:10]] = _metrics(row)
-    marker = first_incomplete_date(result.metadata)
-    first_incomplete = date.fromisoformat(marker) if marker else None
-    row_dates = [date.fromisoformat(d) for d in totals]
-    return Probe(finality(row_dates, first_incomplete), totals)
-
-
-def fetch_day(client: GscClient, task: DayTask, totals: Totals) -> DayData:
-    """Every detail row and appearance row of one day."""
-    base = {
-        "startDate": task.date,
-        "endDate": task.date,
-        "type": task.search_type,
-        "dataState": "all" if task.fresh else "final",
-    }
-    dims = dimensions_for(task.search_type)
-    rows: dict[tuple[str, ...], DetailRow] = {}
-    served = 0
-    for page in client.pages(task.site_url, {**base, "dimensions": dims}):
-        for api_row in page.get("rows", []):  # reduced page by page: the JSON goes at once
-            key, row = to_detail(api_row, dims)
-            rows[key] = row  # ties across pages can repeat a row: keep one
-        served += len(page.get("rows", []))
-    appearance: dict[str, AppearanceRow] = {}
-    for api_row in client.query(task.site_url, {**base, "dimensions": ["searchAppearance"]}).rows:
-        name = str((api_row.get("keys") or [""])[0])
-        appearance[name] = (name, *_metrics(api_row))
-    return DayData(
-        task=task,
-        rows=list(rows.values()),
-        appearance=list(appearance.values()),
-        totals=totals,
-        truncated=served >= DAILY_ROW_CAP,
-    )
 
 
 def _scheme_hint(site_url: str) -> str:
@@ -241,18 +102,21 @@ class Engine:
 
     def __init__(
         self,
-        settings: Settings,
         store: Store,
         client: GscClient,
         *,
         today: date,
+        concurrency: int,
+        data_state: DataState,
         on_progress: ProgressCallback | None = None,
         stop: threading.Event | None = None,
         deadline: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         breaker: Breaker | None = None,
+        report: RunReport | None = None,
     ) -> None:
-        self.settings = settings
+        self.concurrency = concurrency
+        self.data_state = data_state
         self.store = store
         self.client = client
         self.today = today
@@ -261,7 +125,7 @@ class Engine:
         self.deadline = deadline
         self.clock = clock
         self.breaker = breaker
-        self.report = RunReport()
+        self.report = report or RunReport()
 
     def run(self, jobs: Iterable[Job]) -> RunReport:
         """Probe, plan, fetch and write every job's days: probes first, then days newest first
@@ -269,7 +133,7 @@ class Engine:
         report = self.report
         probes: deque[Job] = deque(job for job in jobs if job.candidates)
         days: list[tuple[int, DayTask, Totals]] = []  # heap on -ordinal: newest date first
-        limit = self.settings.concurrency
+        limit = self.concurrency
         inflight: dict[Future[Any], Job | DayTask] = {}
         with DaemonPool(limit) as pool:
             while probes or days or inflight:
@@ -338,7 +202,7 @@ class Engine:
         except ApiError as exc:
             self._job_failed(job, exc)
             return []
-        planned = plan_days(job.candidates, result.finality, data_state=self.settings.data_state)
+        planned = plan_days(job.candidates, result.finality, data_state=self.data_state)
         tasks = [
             (
                 DayTask(job.site_url, job.search_type, d.isoformat(), fresh),
@@ -389,10 +253,8 @@ class Engine:
             self._deny(job.site_url, exc)
         else:
             log.error("%s %s: freshness check failed: %s", job.site_url, job.search_type, exc)
-        assumed_final = self.today - timedelta(days=ASSUMED_FINAL_LAG)
-        for day in job.candidates:
-            if day <= assumed_final:
-                self._fail(DayTask(job.site_url, job.search_type, day.isoformat()), str(exc))
+        for day in assumed_final(job.candidates, self.today):
+            self._fail(DayTask(job.site_url, job.search_type, day.isoformat()), str(exc))
 
     def _day_failed(self, task: DayTask, exc: ApiError) -> None:
         if self._ends_run(exc):

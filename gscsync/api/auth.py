@@ -166,7 +166,6 @@ class GoogleAuth(httpx.Auth):
         self.credentials = credentials
         self.request = request
         self._lock = threading.Lock()
-        self.refreshes = 0
 
     def token(self, *, stale: str | None = None) -> str:
         """A valid access token; ``stale`` names one the server refused, forcing a refresh."""
@@ -187,7 +186,6 @@ class GoogleAuth(httpx.Auth):
         except google.auth.exceptions.RefreshError as exc:
             reason = _refresh_reason(exc)
             raise AuthError(f"the token endpoint refused the credentials: {reason}") from None
-        self.refreshes += 1
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         token = self.token()

@@ -1,0 +1,53 @@
+"""A ready API client: credentials, one httpx.Client for the API and one for tokens,
+the request-rate ceiling, the retry policy and (when given) the circuit breaker."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+from google.auth.credentials import Credentials
+
+from gscsync import __version__
+from gscsync.api.auth import GoogleAuth, HttpxRequest
+from gscsync.api.breaker import Breaker
+from gscsync.api.client import GscClient, make_retrying
+from gscsync.api.ratelimit import RateLimiter
+from gscsync.config import Settings
+
+USER_AGENT = f"gscsync/{__version__}"
+
+
+@contextmanager
+def open_client(
+    settings: Settings, credentials: Credentials, breaker: Breaker | None = None
+) -> Iterator[GscClient]:
+    """The client every command uses; closed (with its connections) on exit."""
+    timeout = httpx.Timeout(settings.timeout)
+    headers = {"User-Agent": USER_AGENT}
+    with httpx.Client(timeout=timeout, headers=headers) as token_http:
+        auth = GoogleAuth(credentials, HttpxRequest(token_http))
+        limits = httpx.Limits(max_connections=settings.concurrency + 2)
+        with httpx.Client(auth=auth, timeout=timeout, headers=headers, limits=limits) as http:
+            yield GscClient(
+                http,
+                base_url=settings.api_url,
+                retrying=make_retrying(settings.max_attempts),
+                limiter=RateLimiter(settings.qpm),
+                gate=breaker.before_request if breaker else None,
+                on_outcome=breaker.record if breaker else None,
+            )
+
+
+def identity(client: GscClient) -> str:
+    """Obtain an access token now (raises AuthError/NetworkError); returns who we are."""
+    auth = client.http.auth
+    if not isinstance(auth, GoogleAuth):
+        return "these credentials"
+    auth.token()
+    creds = auth.credentials
+    email = getattr(creds, "service_account_email", None)
+    if isinstance(email, str):
+        return email
+    return f"the authorized user (OAuth client {getattr(creds, 'client_id', '?')})"

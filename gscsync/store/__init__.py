@@ -1,0 +1,62 @@
+"""Storage: the one seam between the core and where the data lives.
+
+:class:`Store` is everything the core asks of storage; :mod:`gscsync.store.sqlite` is the
+SQLite implementation (another output, PostgreSQL say, would be a sibling module that
+satisfies the same protocol). Only this package imports ``sqlite3`` or ``sqlite_utils``,
+and nothing outside it writes SQL.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from gscsync.models import BreakerState, Coverage, DayData, DayTask, LedgerDay, RunRecord, RunStatus
+from gscsync.store.sqlite import (
+    SqliteStore,
+    check_db_path,
+    memory_store,
+    open_store,
+    open_store_readonly,
+)
+
+
+class Store(Protocol):
+    """What the core needs from storage. Writes come from one thread, the writer."""
+
+    def close(self) -> None: ...
+
+    # the ledger and the days
+    def ledger(self, site_url: str, search_type: str) -> dict[str, LedgerDay]: ...
+    def write_day(self, data: DayData) -> None: ...
+    def mark_failed(self, task: DayTask, error: str) -> None: ...
+
+    # the audit log
+    def start_run(self, command: str) -> int: ...
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        status: RunStatus,
+        error: str | None = None,
+        counts: dict[str, int] | None = None,
+    ) -> None: ...
+    def prune_runs(self, retention_days: int) -> int: ...
+    def recent_runs(self, limit: int = 5, command: str | None = None) -> list[RunRecord]: ...
+
+    # the circuit breaker
+    def load_breaker(self) -> BreakerState: ...
+    def save_breaker(self, state: BreakerState) -> None: ...
+
+    # coverage
+    def newest_final_days(self) -> dict[tuple[str, str], str]: ...
+    def coverage(self) -> list[Coverage]: ...
+
+
+__all__ = [
+    "SqliteStore",
+    "Store",
+    "check_db_path",
+    "memory_store",
+    "open_store",
+    "open_store_readonly",
+]
