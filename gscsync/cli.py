@@ -8,7 +8,6 @@ Every error leaves as one line on stderr with the exit code of its class in
 from __future__ import annotations
 
 import functools
-import inspect
 import logging
 import signal
 import sys
@@ -16,17 +15,16 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 
 from gscsync import __version__, commands, logs, render
-from gscsync.config import Settings, load_settings
+from gscsync.cli_options import FETCHING, AsJson, DryRun, Options, with_shared_options
+from gscsync.config import Settings
 from gscsync.dates import pacific_today, parse_date
 from gscsync.errors import GscSyncError
-from gscsync.models import SEARCH_TYPE_NAMES
 
 log = logging.getLogger("gscsync")
 
@@ -40,56 +38,6 @@ app = typer.Typer(
 )
 
 
-@dataclass(frozen=True)
-class Options:
-    """The options several commands share, gathered once per invocation."""
-
-    site: Sequence[str] | None = None
-    search_type: Sequence[str] | None = None
-    db: Path | None = None
-    env_file: Path | None = None
-    log_format: str | None = None
-    verbose: int = 0
-    quiet: bool = False
-
-    @property
-    def verbosity(self) -> int:
-        return -1 if self.quiet else self.verbose
-
-    def settings(self) -> Settings:
-        """Resolve the settings; logging is set up first, so a settings error still prints."""
-        early = self.log_format if self.log_format in ("text", "json") else "text"
-        logs.configure(early, self.verbosity)
-        flags = {
-            "sites": self.site,
-            "search_types": self.search_type,
-            "db": self.db,
-            "log_format": self.log_format,
-        }
-        settings = load_settings(flags, env_file=self.env_file)
-        logs.configure(settings.log_format, self.verbosity)
-        return settings
-
-
-_TYPES = ", ".join(SEARCH_TYPE_NAMES)
-# name, type, default, flags, help: the options several commands share
-_SHARED: dict[str, tuple[Any, Any]] = {
-    name: (Annotated[kind, typer.Option(*flags, help=text, count=name == "verbose")], default)
-    for name, kind, default, flags, text in (
-        ("site", list[str] | None, None, ("--site", "-s"), "Property (repeatable); GSCSYNC_SITES."),
-        ("search_type", list[str] | None, None, ("--search-type", "-t"), f"Type: {_TYPES}."),
-        ("db", Path | None, None, ("--db",), "SQLite database path (GSCSYNC_DB)."),
-        ("env_file", Path | None, None, ("--env-file",), "Read settings from this .env file."),
-        ("log_format", str | None, None, ("--log-format",), "text or json (GSCSYNC_LOG_FORMAT)."),
-        ("verbose", int, 0, ("--verbose", "-v"), "More detail; -v shows tracebacks."),
-        ("quiet", bool, False, ("--quiet", "-q"), "Only warnings and errors."),
-    )
-}
-FETCHING = ("site", "search_type", "db", "env_file", "log_format", "verbose", "quiet")
-DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan and fetch nothing.")]
-AsJson = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
-
-
 def command(*shared: str, **fixed: Any) -> Callable[[Callable[..., int]], Callable[..., int]]:
     """Register ``fn`` as a command taking its own options plus the ``shared`` ones.
 
@@ -98,28 +46,13 @@ def command(*shared: str, **fixed: Any) -> Callable[[Callable[..., int]], Callab
     """
 
     def register(fn: Callable[..., int]) -> Callable[..., int]:
-        own = [
-            p for p in inspect.signature(fn, eval_str=True).parameters.values() if p.name != "opts"
-        ]
-        extra = [
-            inspect.Parameter(
-                name,
-                inspect.Parameter.KEYWORD_ONLY,
-                default=_SHARED[name][1],
-                annotation=_SHARED[name][0],
-            )
-            for name in shared
-        ]
-
         @functools.wraps(fn)
         def run(**kwargs: Any) -> None:
             opts = Options(**fixed, **{name: kwargs.pop(name) for name in shared})
             _exit_with(lambda: fn(opts=opts, **kwargs), opts.verbosity)
 
-        params = [*own, *extra]
-        run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-        run.__annotations__ = {p.name: p.annotation for p in params}
-        app.command(name=fn.__name__.rstrip("_"))(run)
+        with_shared_options(run, fn, shared)
+        app.command(name=fn.__name__)(run)
         return fn
 
     return register

@@ -131,7 +131,7 @@ def _fetching_run(
                     concurrency=settings.concurrency,
                     data_state=settings.data_state,
                     on_progress=on_progress,
-                    stop=stop,
+                    stop=stop or threading.Event(),
                     deadline=started + settings.max_runtime if settings.max_runtime else None,
                     breaker=breaker,
                     report=report,

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
@@ -21,6 +21,7 @@ from gscsync.errors import ConfigError
 from gscsync.models import SEARCH_TYPE_NAMES, DataState
 
 DEFAULT_API_URL = "https://searchconsole.googleapis.com"
+T = TypeVar("T")
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off"}
 
@@ -86,10 +87,15 @@ def _positive_float(raw: Any, name: str) -> float:
     return value
 
 
-def _optional_float(raw: Any, name: str) -> float | None:
-    if raw is None or str(raw).strip() == "":
-        return None
-    return _positive_float(raw, name)
+def _optional(parse: Callable[[Any, str], T]) -> Callable[[Any, str], T | None]:
+    """``parse``, with an unset or empty value meaning None."""
+
+    def parse_optional(raw: Any, name: str) -> T | None:
+        if raw is None or str(raw).strip() == "":
+            return None
+        return parse(raw, name)
+
+    return parse_optional
 
 
 def _bool(raw: Any, name: str) -> bool:
@@ -120,24 +126,12 @@ def _path(raw: Any, name: str) -> Path:
     return Path(text).expanduser()
 
 
-def _optional_path(raw: Any, name: str) -> Path | None:
-    if raw is None or str(raw).strip() == "":
-        return None
-    return _path(raw, name)
-
-
 def _url(raw: Any, name: str) -> str:
     text = str(raw).strip().rstrip("/")
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(f"{name}={raw!r} is not an http(s) URL")
     return text
-
-
-def _optional_url(raw: Any, name: str) -> str | None:
-    if raw is None or str(raw).strip() == "":
-        return None
-    return _url(raw, name)
 
 
 def _split(raw: Any) -> list[str]:
@@ -212,7 +206,7 @@ _SPECS: tuple[_Spec, ...] = (
         "credentials",
         ("GSCSYNC_CREDENTIALS", "GOOGLE_APPLICATION_CREDENTIALS"),
         None,
-        _optional_path,
+        _optional(_path),
     ),
     _Spec("sites", ("GSCSYNC_SITES",), "--site", _sites),
     _Spec("db", ("GSCSYNC_DB",), "--db", _path),
@@ -225,11 +219,11 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("qpm", ("GSCSYNC_QPM",), None, _int(1, 100_000)),
     _Spec("timeout", ("GSCSYNC_TIMEOUT",), None, _positive_float),
     _Spec("max_attempts", ("GSCSYNC_MAX_ATTEMPTS",), None, _int(1, 50)),
-    _Spec("max_runtime", ("GSCSYNC_MAX_RUNTIME",), None, _optional_float),
-    _Spec("lock_file", ("GSCSYNC_LOCK_FILE",), None, _optional_path),
+    _Spec("max_runtime", ("GSCSYNC_MAX_RUNTIME",), None, _optional(_positive_float)),
+    _Spec("lock_file", ("GSCSYNC_LOCK_FILE",), None, _optional(_path)),
     _Spec("log_format", ("GSCSYNC_LOG_FORMAT",), "--log-format", _choice("text", "json")),
-    _Spec("healthcheck_url", ("GSCSYNC_HEALTHCHECK_URL",), None, _optional_url),
-    _Spec("metrics_file", ("GSCSYNC_METRICS_FILE",), None, _optional_path),
+    _Spec("healthcheck_url", ("GSCSYNC_HEALTHCHECK_URL",), None, _optional(_url)),
+    _Spec("metrics_file", ("GSCSYNC_METRICS_FILE",), None, _optional(_path)),
     _Spec("breaker_threshold", ("GSCSYNC_BREAKER_THRESHOLD",), None, _int(1, 10_000)),
     _Spec("breaker_cooldown", ("GSCSYNC_BREAKER_COOLDOWN",), None, _int(1, 7 * 86400)),
     _Spec("retention_days", ("GSCSYNC_RETENTION_DAYS",), None, _int(1, 36500)),

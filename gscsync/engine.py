@@ -18,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -97,35 +98,21 @@ class DaemonPool:
             self._queue.put(None)  # idle workers end; busy ones end with the process
 
 
+@dataclass(eq=False)
 class Engine:
     """Runs jobs: probe, plan, fetch on the pool, write on the calling thread."""
 
-    def __init__(
-        self,
-        store: Store,
-        client: GscClient,
-        *,
-        today: date,
-        concurrency: int,
-        data_state: DataState,
-        on_progress: ProgressCallback | None = None,
-        stop: threading.Event | None = None,
-        deadline: float | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        breaker: Breaker | None = None,
-        report: RunReport | None = None,
-    ) -> None:
-        self.concurrency = concurrency
-        self.data_state = data_state
-        self.store = store
-        self.client = client
-        self.today = today
-        self.on_progress = on_progress
-        self.stop = stop or threading.Event()
-        self.deadline = deadline
-        self.clock = clock
-        self.breaker = breaker
-        self.report = report or RunReport()
+    store: Store
+    client: GscClient
+    today: date
+    concurrency: int
+    data_state: DataState
+    on_progress: ProgressCallback | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    deadline: float | None = None  # on ``clock``; no new work starts after it
+    clock: Callable[[], float] = time.monotonic
+    breaker: Breaker | None = None
+    report: RunReport = field(default_factory=RunReport)
 
     def run(self, jobs: Iterable[Job]) -> RunReport:
         """Probe, plan, fetch and write every job's days: probes first, then days newest first
@@ -247,23 +234,27 @@ class Engine:
         )
 
     def _job_failed(self, job: Job, exc: ApiError) -> None:
-        if self._ends_run(exc):
-            return
-        if isinstance(exc, PermissionDenied):
-            self._deny(job.site_url, exc)
-        else:
-            log.error("%s %s: freshness check failed: %s", job.site_url, job.search_type, exc)
-        for day in assumed_final(job.candidates, self.today):
-            self._fail(DayTask(job.site_url, job.search_type, day.isoformat()), str(exc))
+        if self._record_error(
+            job.site_url, exc, f"{job.site_url} {job.search_type}: freshness check failed"
+        ):
+            for day in assumed_final(job.candidates, self.today):
+                self._fail(DayTask(job.site_url, job.search_type, day.isoformat()), str(exc))
 
     def _day_failed(self, task: DayTask, exc: ApiError) -> None:
+        if self._record_error(
+            task.site_url, exc, f"{task.site_url} {task.search_type} {task.date}"
+        ):
+            self._fail(task, str(exc))
+
+    def _record_error(self, site_url: str, exc: ApiError, what: str) -> bool:
+        """Log an error; False when it ends the run rather than failing its days."""
         if self._ends_run(exc):
-            return
+            return False
         if isinstance(exc, PermissionDenied):
-            self._deny(task.site_url, exc)
+            self._deny(site_url, exc)
         else:
-            log.error("%s %s %s: %s", task.site_url, task.search_type, task.date, exc)
-        self._fail(task, str(exc))
+            log.error("%s: %s", what, exc)
+        return True
 
     def _ends_run(self, exc: ApiError) -> bool:
         """Errors that are about the run, not the day: nothing is recorded against it."""

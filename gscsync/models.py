@@ -117,6 +117,15 @@ class DayData:
         return "fresh" if self.task.fresh else "final"
 
 
+class RunCounts(NamedTuple):
+    """The counters a ``runs`` row keeps."""
+
+    days_ok: int = 0
+    days_failed: int = 0
+    rows_written: int = 0
+    requests: int = 0
+
+
 @dataclass
 class RunReport:
     """What a run did; updated as it goes and handed to the progress callback."""
@@ -130,6 +139,10 @@ class RunReport:
     denied_sites: dict[str, str] = field(default_factory=dict)  # site -> the API's message
     failures: list[tuple[DayTask, str]] = field(default_factory=list)
     stopped: StopReason | None = None  # why scheduling stopped early
+
+    @property
+    def counts(self) -> RunCounts:
+        return RunCounts(self.days_ok, self.days_failed, self.rows_written, self.requests)
 
     @property
     def days_done(self) -> int:

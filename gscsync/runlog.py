@@ -97,13 +97,8 @@ class RunLog:
         error: str | None,
     ) -> Outcome:
         """Record the outcome: runs row, breaker state, ping, metrics."""
-        counts = {
-            "days_ok": report.days_ok,
-            "days_failed": report.days_failed,
-            "rows_written": report.rows_written,
-            "requests": report.requests,
-        }
-        self.store.finish_run(self.run_id, status=status, error=error, counts=counts)
+        counts = report.counts
+        self.store.finish_run(self.run_id, status, counts, error)
         self.store.save_breaker(breaker.state)
         summary = summary_line(self.command, status, report, error)
         if status != "skipped":
@@ -115,7 +110,7 @@ class RunLog:
                 status=status,
                 exit_code=code,
                 duration=time.monotonic() - self.started,
-                counts=counts,
+                counts=counts._asdict(),
                 breaker_open=breaker.state.state == "open",
                 newest_final=self.store.newest_final_days(),
             )

@@ -14,7 +14,7 @@ from pytest_httpx import HTTPXMock
 from gscsync.commands import run_backfill
 from gscsync.config import load_settings
 from gscsync.errors import Interrupted
-from gscsync.models import DayData, DayTask, RunReport
+from gscsync.models import DayData, DayTask, RunCounts, RunReport
 from gscsync.store import SqliteStore, open_store
 from tests.conftest import run_cli
 from tests.fakes import FakeGsc
@@ -183,7 +183,7 @@ def test_status_json_reports_gaps_failures_and_coverage(
 ) -> None:
     store = build(tmp_path / "s.db")
     run = store.start_run("sync")
-    store.finish_run(run, status="partial", counts={"days_ok": 4, "days_failed": 1})
+    store.finish_run(run, "partial", RunCounts(days_ok=4, days_failed=1), None)
     assert run_cli("status", "--json", "--db", str(tmp_path / "s.db")) == 1
     doc = json.loads(capsys.readouterr().out)
     # the schema the README documents, exactly
@@ -255,7 +255,7 @@ def test_status_json_reports_gaps_failures_and_coverage(
 
 def test_status_is_healthy_then_stale(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     store = open_store(tmp_path / "s.db")
-    store.finish_run(store.start_run("sync"), status="ok")
+    store.finish_run(store.start_run("sync"), "ok", RunCounts(), None)
     assert run_cli("status", "--db", str(tmp_path / "s.db")) == 0
     assert "healthy" in capsys.readouterr().out
     store.db.execute("UPDATE runs SET finished_at = '2020-01-01T00:00:00+00:00'")
@@ -269,7 +269,7 @@ def test_status_failed_last_sync_and_no_sync_are_unhealthy(
     store = open_store(tmp_path / "s.db")
     assert run_cli("status", "--json", "--db", str(tmp_path / "s.db")) == 1
     assert json.loads(capsys.readouterr().out)["problems"] == ["no sync has finished yet"]
-    store.finish_run(store.start_run("sync"), status="failed", error="401 authError")
+    store.finish_run(store.start_run("sync"), "failed", RunCounts(), "401 authError")
     assert run_cli("status", "--json", "--db", str(tmp_path / "s.db")) == 1
     assert "401 authError" in json.loads(capsys.readouterr().out)["problems"][0]
 
@@ -286,9 +286,9 @@ def test_status_finds_the_last_sync_behind_many_backfills(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store = open_store(tmp_path / "s.db")
-    store.finish_run(store.start_run("sync"), status="ok")
+    store.finish_run(store.start_run("sync"), "ok", RunCounts(), None)
     for _ in range(7):
-        store.finish_run(store.start_run("backfill"), status="ok")
+        store.finish_run(store.start_run("backfill"), "ok", RunCounts(), None)
     assert run_cli("status", "--json", "--db", str(tmp_path / "s.db")) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["healthy"] is True and doc["runs"][-1]["command"] == "sync"

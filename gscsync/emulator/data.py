@@ -18,8 +18,10 @@ from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any
 
+from gscsync.models import SEARCH_TYPES
+
 DAILY_ROW_CAP = 50_000
-NO_POSITION_TYPES = {"discover", "googleNews"}
+NO_POSITION_TYPES = {t.name for t in SEARCH_TYPES.values() if not t.has_position}
 WORDS = (
     "shoes",
     "running",
@@ -225,12 +227,12 @@ def _check_combination(q: Query) -> None:
         raise QueryError(
             "Cannot group by search appearance dimension together with another dimension."
         )
-    if q.search_type == "discover" and "query" in dims | filtered:
-        raise QueryError("Requests for Discover cannot be grouped or filtered by query.")
-    if q.search_type == "discover" and "device" in dims:
-        raise QueryError("Requests for Discover cannot be grouped by device.")
-    if q.search_type == "googleNews" and "query" in dims | filtered:
-        raise QueryError("Requests for Google News cannot be grouped or filtered by query.")
+    stype = SEARCH_TYPES[q.search_type]
+    if "query" not in stype.dimensions and "query" in dims | filtered:
+        raise QueryError(f"Requests for {stype.label} cannot be grouped or filtered by query.")
+    refused = sorted((dims - {"searchAppearance", "hour"}) - set(stype.dimensions))
+    if refused:  # Discover may be filtered by device, never grouped by it
+        raise QueryError(f"Requests for {stype.label} cannot be grouped by {refused[0]}.")
     if q.aggregation == "byproperty" and ("page" in dims | filtered):
         raise QueryError(
             "Aggregation by property is not supported when grouping or filtering by page."

@@ -405,7 +405,10 @@ class EmulatorServer(ThreadingHTTPServer):
     def start(self) -> EmulatorServer:
         """Serve on a background thread."""
         self._thread = threading.Thread(
-            target=self.serve_forever, name="gscsync-emulator", daemon=True
+            target=self.serve_forever,
+            kwargs={"poll_interval": 0.02},  # each shutdown waits up to one poll
+            name="gscsync-emulator",
+            daemon=True,
         )
         self._thread.start()
         return self

@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from gscsync.models import BreakerState, Coverage, DayData, DayTask, LedgerDay, RunRecord, RunStatus
+from gscsync.models import (
+    BreakerState,
+    Coverage,
+    DayData,
+    DayTask,
+    LedgerDay,
+    RunCounts,
+    RunRecord,
+    RunStatus,
+)
 from gscsync.store.sqlite import (
     SqliteStore,
     check_db_path,
@@ -33,12 +42,7 @@ class Store(Protocol):
     # the audit log
     def start_run(self, command: str) -> int: ...
     def finish_run(
-        self,
-        run_id: int,
-        *,
-        status: RunStatus,
-        error: str | None = None,
-        counts: dict[str, int] | None = None,
+        self, run_id: int, status: RunStatus, counts: RunCounts, error: str | None
     ) -> None: ...
     def prune_runs(self, retention_days: int) -> int: ...
     def recent_runs(self, limit: int = 5, command: str | None = None) -> list[RunRecord]: ...

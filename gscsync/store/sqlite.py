@@ -26,6 +26,7 @@ from gscsync.models import (
     DayStatus,
     DayTask,
     LedgerDay,
+    RunCounts,
     RunRecord,
     RunStatus,
 )
@@ -235,28 +236,13 @@ class SqliteStore:
         return int(cursor.lastrowid or 0)
 
     def finish_run(
-        self,
-        run_id: int,
-        *,
-        status: RunStatus,
-        error: str | None = None,
-        counts: dict[str, int] | None = None,
+        self, run_id: int, status: RunStatus, counts: RunCounts, error: str | None
     ) -> None:
         """Close a ``runs`` row with its outcome and counters."""
-        counts = counts or {}
         self.db.execute(
             "UPDATE runs SET finished_at = ?, status = ?, error = ?, days_ok = ?, "
             "days_failed = ?, rows_written = ?, requests = ? WHERE id = ?",
-            [
-                utcnow(),
-                status,
-                error,
-                counts.get("days_ok", 0),
-                counts.get("days_failed", 0),
-                counts.get("rows_written", 0),
-                counts.get("requests", 0),
-                run_id,
-            ],
+            [utcnow(), status, error, *counts, run_id],
         )
 
     def prune_runs(self, retention_days: int) -> int:

@@ -34,7 +34,6 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[Env]:
     sites = [SiteData(s) for s in GOOD]
-    sites[1].rows_per_day["web"] = 30_000  # more than one page of 25,000 per day
     sites.append(SiteData("https://locked.example/", permission="siteUnverifiedUser"))
     config = EmulatorConfig(sites=sites, public_keys={KEY.client_email: KEY.public_pem})
     with EmulatorServer(Emulator(config)) as server:
@@ -42,6 +41,7 @@ def env(tmp_path: Path) -> Iterator[Env]:
 
 
 def test_full_sync_equals_the_emulators_data_day_by_day(env: Env) -> None:
+    env.emu.site(GOOD[1]).rows_per_day["web"] = 30_000  # more than one page of 25,000 a day
     result = env.run("sync")
     assert result.returncode == 0, result.stderr
     days = final_days(env)
