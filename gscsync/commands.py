@@ -135,6 +135,8 @@ def _fetching_run(
                     deadline=started + settings.max_runtime if settings.max_runtime else None,
                     breaker=breaker,
                     report=report,
+                    quota_cooloff=settings.quota_cooloff,
+                    quota_patience=settings.quota_patience,
                 )
                 engine.run(make_jobs(_ledger_of(store), report.sites, today))
         except BreakerOpen as exc:
@@ -226,6 +228,13 @@ def health(report: StatusReport, *, max_age_hours: float, now: datetime | None =
     if b.state == "open":
         reopens = iso_utc(b.opened_at + b.cooldown) if b.opened_at is not None else "?"
         problems.append(f"the circuit breaker is open until {reopens}: {b.reason}")
+    empty = sorted(d for c in report.coverage for d in c.empty_with_impressions)
+    if empty:
+        problems.append(
+            f"{len(empty)} final day(s) stored with no rows although their totals show "
+            f"impressions (first {empty[0]}); refetch them with `gscsync backfill --force "
+            f"--start {empty[0]} --end {empty[-1]}`"
+        )
     failed = sum(len(c.failed) for c in report.coverage)
     if failed:
         problems.append(f"{failed} day(s) failed and wait for the next sync")

@@ -50,6 +50,8 @@ class Settings:
     breaker_threshold: int = 5
     breaker_cooldown: int = 1800
     retention_days: int = 90
+    quota_cooloff: float = 60.0
+    quota_patience: float = 900.0
     # Where each value came from ("GSCSYNC_DB", "--db", "default"): for error messages.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -85,6 +87,12 @@ def _positive_float(raw: Any, name: str) -> float:
     if not value > 0 or value == float("inf"):
         raise ConfigError(f"{name}={raw!r} must be a positive number of seconds")
     return value
+
+
+def _seconds_or_zero(raw: Any, name: str) -> float:
+    if str(raw).strip() in ("0", "0.0"):
+        return 0.0
+    return _positive_float(raw, name)
 
 
 def _optional(parse: Callable[[Any, str], T]) -> Callable[[Any, str], T | None]:
@@ -227,6 +235,8 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("breaker_threshold", ("GSCSYNC_BREAKER_THRESHOLD",), None, _int(1, 10_000)),
     _Spec("breaker_cooldown", ("GSCSYNC_BREAKER_COOLDOWN",), None, _int(1, 7 * 86400)),
     _Spec("retention_days", ("GSCSYNC_RETENTION_DAYS",), None, _int(1, 36500)),
+    _Spec("quota_cooloff", ("GSCSYNC_QUOTA_COOLOFF",), None, _positive_float),
+    _Spec("quota_patience", ("GSCSYNC_QUOTA_PATIENCE",), None, _seconds_or_zero),
 )
 
 ENV_VARS: tuple[str, ...] = tuple(name for spec in _SPECS for name in spec.env)

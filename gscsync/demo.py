@@ -39,5 +39,6 @@ def run_demo(db_path: Path, *, on_progress: ProgressCallback | None = None) -> O
             db=db_path,
             api_url=server.url,
             timeout=10.0,
+            qpm=10_000,  # a local emulator has no per-minute quota to respect
         )
         return run_sync(settings, on_progress=on_progress)

@@ -25,8 +25,10 @@ from typing import Any
 from gscsync.api.breaker import Breaker
 from gscsync.api.client import GscClient
 from gscsync.errors import (
+    AccessRefused,
     ApiError,
     AuthError,
+    DailyLimitExceeded,
     PermissionDenied,
     QuotaExceeded,
     Tripped,
@@ -113,44 +115,85 @@ class Engine:
     clock: Callable[[], float] = time.monotonic
     breaker: Breaker | None = None
     report: RunReport = field(default_factory=RunReport)
+    quota_cooloff: float = 60.0  # first pause after a quota answer; doubled each time
+    quota_patience: float = 900.0  # pauses in all before the run stops (Google: 15 min)
+    _resume_at: float | None = field(default=None, init=False)
+    _cooloffs: int = field(default=0, init=False)
+    _waited: float = field(default=0.0, init=False)
 
     def run(self, jobs: Iterable[Job]) -> RunReport:
         """Probe, plan, fetch and write every job's days: probes first, then days newest first
         across all jobs, so a run cut short holds the most recent data."""
         report = self.report
-        probes: deque[Job] = deque(job for job in jobs if job.candidates)
-        days: list[tuple[int, DayTask, Totals]] = []  # heap on -ordinal: newest date first
-        limit = self.concurrency
-        inflight: dict[Future[Any], Job | DayTask] = {}
-        with DaemonPool(limit) as pool:
-            while probes or days or inflight:
-                while (probes or days) and len(inflight) < limit and not self._should_stop():
-                    if probes:
-                        job = probes.popleft()
-                        inflight[pool.submit(self._probe, job)] = job
+        self._probes: deque[Job] = deque(job for job in jobs if job.candidates)
+        self._days: list[tuple[int, DayTask, Totals]] = []  # heap on -ordinal: newest first
+        inflight: dict[Future[Any], tuple[Job | DayTask, Totals]] = {}
+        with DaemonPool(self.concurrency) as pool:
+            while self._probes or self._days or inflight:
+                while self._has_work() and len(inflight) < self.concurrency:
+                    if self._probes:
+                        job = self._probes.popleft()
+                        inflight[pool.submit(self._probe, job)] = (job, ZERO_TOTALS)
                         continue
-                    _, task, totals = heapq.heappop(days)
+                    _, task, totals = heapq.heappop(self._days)
                     if task.site_url in report.denied_sites:
                         self._fail(task, report.denied_sites[task.site_url])
                         continue
-                    inflight[pool.submit(fetch_day, self.client, task, totals)] = task
+                    inflight[pool.submit(fetch_day, self.client, task, totals)] = (task, totals)
                 if not inflight:
+                    if self._cooling() and not self._should_stop():
+                        self.stop.wait(POLL)  # a signal ends the wait at once
+                        continue
                     break
                 done, _ = wait(inflight, timeout=POLL, return_when=FIRST_COMPLETED)
                 if self._abandon(inflight):
                     break
                 for fut in done:
-                    item = inflight.pop(fut)
+                    item, totals = inflight.pop(fut)
                     if isinstance(item, Job):
-                        for task, totals in self._after_probe(item, fut):
-                            key = -date.fromisoformat(task.date).toordinal()
-                            heapq.heappush(days, (key, task, totals))
+                        for task, day_totals in self._after_probe(item, fut):
+                            self._push_day(task, day_totals)
                     else:
-                        self._after_day(item, fut)
+                        self._after_day(item, fut, totals)
                     report.requests = self.client.requests
                     self._progress()
         report.requests = self.client.requests
         return report
+
+    def _push_day(self, task: DayTask, totals: Totals) -> None:
+        heapq.heappush(self._days, (-date.fromisoformat(task.date).toordinal(), task, totals))
+
+    def _has_work(self) -> bool:
+        return bool(self._probes or self._days) and not self._cooling() and not self._should_stop()
+
+    # -- quota: cool off, then go on, within a bound ---------------------------------------
+
+    def _cooling(self) -> bool:
+        return self._resume_at is not None and self.clock() < self._resume_at
+
+    def _quota(self, exc: QuotaExceeded, item: Job | DayTask, totals: Totals) -> None:
+        """A quota answer: put the work back, pause new requests, and stop past the bound."""
+        if isinstance(item, Job):
+            self._probes.appendleft(item)
+        else:
+            self._push_day(item, totals)
+        if self._cooling():
+            return  # answers to requests sent before the pause began
+        wait_s = exc.retry_after or self.quota_cooloff * 2**self._cooloffs
+        if isinstance(exc, DailyLimitExceeded) or self._waited + wait_s > self.quota_patience:
+            if self.report.stopped is None:
+                self.report.stopped = "quota"
+                log.error(
+                    "quota exceeded (%s) after %.0f s of cool-off: no more requests this run; "
+                    "finished days are kept and the rest is fetched by the next run",
+                    exc,
+                    self._waited,
+                )
+            return
+        self._cooloffs += 1
+        self._waited += wait_s
+        self._resume_at = self.clock() + wait_s
+        log.warning("quota exceeded (%s): no new request for %.0f s, then going on", exc, wait_s)
 
     def _probe(self, job: Job) -> Probe:
         return probe(self.client, job.site_url, job.search_type, min(job.candidates), self.today)
@@ -171,7 +214,7 @@ class Engine:
         )
         return True
 
-    def _abandon(self, inflight: dict[Future[Any], Job | DayTask]) -> bool:
+    def _abandon(self, inflight: dict[Future[Any], Any]) -> bool:
         """On a signal or at the deadline, stop waiting for requests in flight.
 
         Their days are not written (nothing is half-written: only this thread writes);
@@ -186,9 +229,13 @@ class Engine:
     def _after_probe(self, job: Job, fut: Future[Any]) -> list[tuple[DayTask, Totals]]:
         try:
             result: Probe = fut.result()
+        except QuotaExceeded as exc:
+            self._quota(exc, job, ZERO_TOTALS)
+            return []
         except ApiError as exc:
             self._job_failed(job, exc)
             return []
+        self._cooloffs = 0
         planned = plan_days(job.candidates, result.finality, data_state=self.data_state)
         tasks = [
             (
@@ -207,11 +254,26 @@ class Engine:
         )
         return tasks
 
-    def _after_day(self, task: DayTask, fut: Future[Any]) -> None:
+    def _after_day(self, task: DayTask, fut: Future[Any], totals: Totals) -> None:
         try:
             data: DayData = fut.result()
+        except QuotaExceeded as exc:
+            self._quota(exc, task, totals)
+            return
         except ApiError as exc:
             self._day_failed(task, exc)
+            return
+        self._cooloffs = 0
+        if not data.rows and not task.fresh and (kept := self.store.final_rows(task)):
+            log.warning(
+                "%s %s %s: the API now answers no rows for this final day; keeping the %d "
+                "stored rows (past the API's 16-month edge, or an answer that lost its data)",
+                task.site_url,
+                task.search_type,
+                task.date,
+                kept,
+            )
+            self.report.days_ok += 1
             return
         self.store.write_day(data)
         self.report.days_ok += 1
@@ -260,17 +322,10 @@ class Engine:
         """Errors that are about the run, not the day: nothing is recorded against it."""
         if isinstance(exc, Unauthorized):
             raise AuthError(f"the API refused the access token: {exc}") from None
+        if isinstance(exc, AccessRefused):
+            raise exc  # not this site's problem: every request would get the same answer
         if isinstance(exc, Tripped):
             self.report.stopped = self.report.stopped or "breaker"
-            return True
-        if isinstance(exc, QuotaExceeded):
-            if self.report.stopped is None:
-                self.report.stopped = "quota"
-                log.error(
-                    "Search Analytics load quota exceeded (%s): no more requests this run; "
-                    "finished days are kept and the rest is fetched by the next run",
-                    exc,
-                )
             return True
         return False
 

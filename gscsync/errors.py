@@ -16,7 +16,12 @@ one place (``exit_code`` on the class) and prints its message as one line.
         │   ├── ServerError                   5xx
         │   ├── NetworkError                  timeout, dropped connection
         │   └── BadResponse                   truncated or non-JSON body
-        ├── QuotaExceeded                     load quota: stop requesting this run
+        ├── QuotaExceeded                     quota: cool off, then go on (bounded)
+        │   └── DailyLimitExceeded            daily limit: stop requesting this run
+        ├── AccessRefused             exit 3  the credentials may not use the API at all
+        │   ├── ApiNotEnabled                 accessNotConfigured / SERVICE_DISABLED
+        │   ├── QuotaProjectMissing           user credentials without a quota project
+        │   └── InsufficientScope             insufficientPermissions / token scopes
         ├── Tripped                           the circuit breaker opened during this run
         ├── PermissionDenied                  403 forbidden: that site fails
         ├── BadRequest                        400: that day fails, not retried
@@ -128,7 +133,40 @@ class BadResponse(TransientError):
 
 
 class QuotaExceeded(ApiError):
-    """Search Analytics load quota: nothing more should be requested in this run."""
+    """A quota answer (Google sends the same one for every quota event): cool off."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        reason: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status=status, reason=reason)
+        self.retry_after = retry_after
+
+
+class DailyLimitExceeded(QuotaExceeded):
+    """``dailyLimitExceeded``: nothing more should be requested in this run."""
+
+
+class AccessRefused(ApiError):
+    """The credentials may not use the API at all (not one site): the run ends, exit 3."""
+
+    exit_code = 3
+
+
+class ApiNotEnabled(AccessRefused):
+    """``accessNotConfigured`` / ``SERVICE_DISABLED``: the API is off in the project."""
+
+
+class QuotaProjectMissing(AccessRefused):
+    """User credentials without a quota project, which this API requires."""
+
+
+class InsufficientScope(AccessRefused):
+    """``insufficientPermissions``: the token lacks the Search Console scope."""
 
 
 class Tripped(ApiError):

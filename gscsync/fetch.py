@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from gscsync.api.client import GscClient, first_incomplete_date
@@ -71,27 +71,54 @@ def _metrics(row: dict[str, Any]) -> Totals:
     )
 
 
-def probe(client: GscClient, site_url: str, search_type: str, start: date, end: date) -> Probe:
-    """One ``dataState: all`` request grouped by date: finality and daily totals."""
-    result = client.query(
-        site_url,
-        {
-            "startDate": start.isoformat(),
-            "endDate": end.isoformat(),
-            "dimensions": ["date"],
-            "type": search_type,
-            "dataState": "all",
-        },
-    )
+def _date_totals(
+    client: GscClient, site_url: str, body: dict[str, Any], start: date, end: date
+) -> tuple[dict[str, Totals], dict[str, Any]]:
+    """Totals by date of one date-grouped request, and its metadata."""
+    span = (end - start).days + 1
+    result = client.query(site_url, body, complete=lambda n: n >= span)
     totals: dict[str, Totals] = {}
     for row in result.rows:
         keys = row.get("keys") or []
         if keys:
             totals[str(keys[0])[:10]] = _metrics(row)
-    marker = first_incomplete_date(result.metadata)
-    first_incomplete = date.fromisoformat(marker) if marker else None
-    row_dates = [date.fromisoformat(d) for d in totals]
-    return Probe(finality(row_dates, first_incomplete), totals)
+    return totals, result.metadata
+
+
+def read_marker(metadata: dict[str, Any], today: date) -> date | None:
+    """The freshness marker, if present and believable (a date no later than tomorrow)."""
+    marker = first_incomplete_date(metadata)
+    try:
+        day = date.fromisoformat(marker) if marker else None
+    except ValueError:
+        return None
+    return day if day is not None and day <= today + timedelta(days=1) else None
+
+
+def probe(client: GscClient, site_url: str, search_type: str, start: date, end: date) -> Probe:
+    """Finality and daily totals: one ``dataState: all`` request grouped by date.
+
+    When its ``first_incomplete_date`` marker is missing or unusable, the same request with
+    ``dataState: final`` names the newest final day (Google documents the marker as present
+    only when the range holds incomplete data; its absence proves nothing).
+    """
+    body = {
+        "startDate": start.isoformat(),
+        "endDate": end.isoformat(),
+        "dimensions": ["date"],
+        "type": search_type,
+        "dataState": "all",
+    }
+    totals, metadata = _date_totals(client, site_url, body, start, end)
+    marker = read_marker(metadata, end)
+    if marker is not None or not totals:
+        return Probe(finality([date.fromisoformat(d) for d in totals], marker), totals)
+    final, _ = _date_totals(client, site_url, {**body, "dataState": "final"}, start, end)
+    final_through = max(map(date.fromisoformat, final)) if final else None
+    fresh = [
+        d for d in map(date.fromisoformat, totals) if final_through is None or d > final_through
+    ]
+    return Probe(Finality(final_through, max(fresh) if fresh else None), {**totals, **final})
 
 
 def fetch_day(client: GscClient, task: DayTask, totals: Totals) -> DayData:
@@ -105,7 +132,7 @@ def fetch_day(client: GscClient, task: DayTask, totals: Totals) -> DayData:
     dims = dimensions_for(task.search_type)
     rows: dict[tuple[str, ...], DetailRow] = {}
     served = 0
-    for page in client.pages(task.site_url, {**base, "dimensions": dims}):
+    for page in client.pages(task.site_url, {**base, "dimensions": dims}, cap=DAILY_ROW_CAP):
         for api_row in page.get("rows", []):  # reduced page by page: the JSON goes at once
             key, row = to_detail(api_row, dims)
             rows[key] = row  # ties across pages can repeat a row: keep one

@@ -222,6 +222,9 @@ class Coverage:
     gaps: list[str]  # days between first and newest final that are not final
     failed: list[dict[str, str]]  # [{"date", "error"}]
     truncated: list[str]
+    # final days stored with no detail row although their totals show impressions: a
+    # day taken as final from an answer that was not (refetch it with backfill --force)
+    empty_with_impressions: list[str]
     rows: int
     clicks_detail: int
     clicks_total: int

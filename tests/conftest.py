@@ -18,8 +18,11 @@ from tests.fakes import API, TOKEN_URI, FakeGsc
 @pytest.fixture(autouse=True)
 def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     """No GSCSYNC_* from the developer's shell, and a fresh working directory."""
-    for name in ENV_VARS:
+    for name in (*ENV_VARS, "GOOGLE_CLOUD_QUOTA_PROJECT"):
         monkeypatch.delenv(name, raising=False)
+    gcloud = tmp_path / "gcloud-config"  # never the developer's own gcloud credentials
+    gcloud.mkdir()
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(gcloud))
     monkeypatch.chdir(tmp_path)
     yield tmp_path
 

@@ -45,7 +45,8 @@ def served(
 
 
 def detail_days(fake: FakeGsc) -> list[str]:
-    return [b["startDate"] for b in fake.bodies(detail=True)]
+    """The day of each detail query (its first page; paging goes on to an empty page)."""
+    return [b["startDate"] for b in fake.bodies(detail=True) if b["startRow"] == 0]
 
 
 def test_backfill_fetches_the_range_newest_first_and_totals_in_one_range_request(
@@ -214,6 +215,7 @@ def test_status_json_reports_gaps_failures_and_coverage(
         "gaps",
         "failed",
         "truncated",
+        "empty_with_impressions",
         "rows",
         "clicks_detail",
         "clicks_total",

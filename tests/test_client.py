@@ -37,17 +37,95 @@ def client() -> GscClient:
     return GscClient(httpx.Client(), base_url=API)
 
 
-def test_a_full_page_asks_for_the_next_and_a_short_page_stops(
+def test_paging_goes_past_a_short_page_until_an_empty_one(
+    httpx_mock: HTTPXMock, client: GscClient
+) -> None:
+    httpx_mock.add_response(json={"rows": rows(ROW_LIMIT)})
+    httpx_mock.add_response(json={"rows": rows(7, ROW_LIMIT)})  # short, mid-stream
+    httpx_mock.add_response(json={"rows": rows(ROW_LIMIT, ROW_LIMIT + 7)})
+    httpx_mock.add_response(json={"responseAggregationType": "byPage"})  # 0 rows: the end
+    result = client.query("sc-domain:example.com", {"startDate": "2026-01-01"})
+    assert len(result.rows) == 2 * ROW_LIMIT + 7 and result.pages == 3
+    starts = [json.loads(r.content)["startRow"] for r in httpx_mock.get_requests()]
+    assert starts == [0, ROW_LIMIT, ROW_LIMIT + 7, 2 * ROW_LIMIT + 7]
+    assert {json.loads(r.content)["rowLimit"] for r in httpx_mock.get_requests()} == {ROW_LIMIT}
+
+
+def test_paging_stops_at_the_daily_cap_without_asking_for_an_empty_page(
     httpx_mock: HTTPXMock, client: GscClient
 ) -> None:
     httpx_mock.add_response(json={"rows": rows(ROW_LIMIT)})
     httpx_mock.add_response(json={"rows": rows(ROW_LIMIT, ROW_LIMIT)})
-    httpx_mock.add_response(json={"rows": rows(7, 2 * ROW_LIMIT)})
-    result = client.query("sc-domain:example.com", {"startDate": "2026-01-01"})
-    assert len(result.rows) == 2 * ROW_LIMIT + 7 and result.pages == 3
-    starts = [json.loads(r.content)["startRow"] for r in httpx_mock.get_requests()]
-    assert starts == [0, ROW_LIMIT, 2 * ROW_LIMIT]
-    assert {json.loads(r.content)["rowLimit"] for r in httpx_mock.get_requests()} == {ROW_LIMIT}
+    pages = list(client.pages("sc-domain:example.com", {}, cap=2 * ROW_LIMIT))
+    assert len(pages) == 2 and len(httpx_mock.get_requests()) == 2
+
+
+def test_paging_stops_when_the_caller_knows_every_row_is_in(
+    httpx_mock: HTTPXMock, client: GscClient
+) -> None:
+    httpx_mock.add_response(json={"rows": rows(30)})  # e.g. a date-grouped month: 30 days
+    result = client.query("sc-domain:example.com", {}, complete=lambda n: n >= 30)
+    assert len(result.rows) == 30 and len(httpx_mock.get_requests()) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "kind", "needle"),
+    [
+        (
+            {
+                "code": 403,
+                "message": "Google Search Console API has not been used in project 123456 "
+                "before or it is disabled.",
+                "errors": [{"reason": "accessNotConfigured", "domain": "usageLimits"}],
+                "status": "PERMISSION_DENIED",
+            },
+            "ApiNotEnabled",
+            "not enabled in project 123456",
+        ),
+        (
+            {
+                "code": 403,
+                "message": "Permission denied",
+                "status": "PERMISSION_DENIED",
+                "details": [
+                    {
+                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                        "reason": "SERVICE_DISABLED",
+                        "metadata": {"consumer": "projects/98765"},
+                    }
+                ],
+            },
+            "ApiNotEnabled",
+            "project 98765",
+        ),
+        (
+            {
+                "code": 403,
+                "message": "Your application is authenticating by using local Application "
+                "Default Credentials. The searchconsole.googleapis.com API requires a quota "
+                "project, which is not set by default.",
+                "errors": [{"reason": "forbidden"}],
+            },
+            "QuotaProjectMissing",
+            "set-quota-project",
+        ),
+        (
+            {
+                "code": 403,
+                "message": "Request had insufficient authentication scopes.",
+                "errors": [{"reason": "insufficientPermissions"}],
+            },
+            "InsufficientScope",
+            "webmasters.readonly",
+        ),
+    ],
+)
+def test_googles_other_403s_end_the_run_with_exit_3_and_the_fix(
+    body: dict[str, object], kind: str, needle: str
+) -> None:
+    exc = error_from_response(httpx.Response(403, json={"error": body}))
+    assert type(exc).__name__ == kind and exc.exit_code == 3
+    assert needle in str(exc)
 
 
 def test_an_empty_answer_without_rows_is_one_page(httpx_mock: HTTPXMock, client: GscClient) -> None:

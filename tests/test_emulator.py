@@ -144,11 +144,11 @@ def test_final_hides_fresh_days_and_all_adds_them_with_the_marker() -> None:
     both = q(emu, startDate=start, endDate=end, dimensions=["date"], dataState="ALL")
     assert [r["keys"][0] for r in both["rows"]][-1] == end
     marker = (emu.final_through() + timedelta(days=1)).isoformat()
-    assert both["metadata"] == {"first_incomplete_date": marker}
-    emu.config.marker_key = "firstIncompleteDate"
+    assert both["metadata"] == {"firstIncompleteDate": marker}  # discovery's spelling
+    emu.config.marker_key = "first_incomplete_date"
     assert q(emu, startDate=start, endDate=end, dimensions=["date"], dataState="all")[
         "metadata"
-    ] == {"firstIncompleteDate": marker}
+    ] == {"first_incomplete_date": marker}
 
 
 def test_fresh_days_grow_and_turn_final_when_the_clock_moves() -> None:

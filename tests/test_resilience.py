@@ -14,9 +14,12 @@ from gscsync.api.breaker import MAX_COOLDOWN, Breaker
 from gscsync.api.client import GscClient, make_retrying
 from gscsync.api.ratelimit import RateLimiter
 from gscsync.errors import (
+    ApiNotEnabled,
     BadRequest,
     BadResponse,
     BreakerOpen,
+    DailyLimitExceeded,
+    InsufficientScope,
     NetworkError,
     PermissionDenied,
     QuotaExceeded,
@@ -58,7 +61,9 @@ TAXONOMY = [
     (httpx.Response(200, json=["not", "an", "object"]), BadResponse, ATTEMPTS),
     (google(403, "quotaExceeded"), QuotaExceeded, 1),
     (google(429, "quotaExceeded"), QuotaExceeded, 1),
-    (google(403, "dailyLimitExceeded"), PermissionDenied, 1),
+    (google(403, "dailyLimitExceeded"), DailyLimitExceeded, 1),
+    (google(403, "accessNotConfigured"), ApiNotEnabled, 1),
+    (google(403, "insufficientPermissions"), InsufficientScope, 1),
     (google(403, "forbidden"), PermissionDenied, 1),
     (google(400, "badRequest"), BadRequest, 1),
     (google(400, "invalidParameter"), BadRequest, 1),
@@ -168,22 +173,55 @@ def test_limiter_never_exceeds_its_ceiling_in_any_60s_window(
     clock = FakeClock()
     limiter = RateLimiter(qpm, clock=clock, sleep=clock.sleep)
     sent: list[float] = []
-    slowed: list[tuple[float, int]] = []  # (when, rate after)
+    rates: list[tuple[float, int]] = [(0.0, qpm)]  # (when, rate) after each change
+
+    def note(when: float) -> None:
+        if limiter.rate != rates[-1][1]:
+            rates.append((when, limiter.rate))
+
     for i, gap in enumerate(gaps):
         clock.now += gap
         if i in slowdowns:
             limiter.slow_down()
-            slowed.append((clock.now, limiter.rate))
-        limiter.acquire()
+            note(clock.now)
+        asked = clock.now
+        limiter.acquire()  # a step back up happens as the request asks, before any wait
+        note(asked)
         sent.append(clock.now)
     for i, t in enumerate(sent):
         # the window (t - 60, t], in the limiter's own arithmetic: s + 60 > t
         in_window = sum(1 for s in sent[: i + 1] if s + 60.0 > t)
         assert in_window <= qpm
-        # a window that starts after a slowdown holds at most the lowered rate
-        settled = [rate for when, rate in slowed if when + 60.0 <= t]
-        if settled:
-            assert in_window <= settled[-1]
+    for (t0, r0), (t1, r1) in zip(rates, rates[1:], strict=False):
+        assert max(1, qpm // 10) <= r1 <= qpm  # between the floor and the ceiling
+        if r1 > r0:  # a step back up comes only after a quiet minute, a tenth at a time
+            assert t1 - t0 >= 60.0 and r1 - r0 <= max(1, qpm // 10)
+
+
+def test_limiter_recovers_a_tenth_per_quiet_minute_up_to_the_ceiling() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(300, clock=clock, sleep=clock.sleep)
+    for _ in range(6):  # sporadic 429s: 150, 75, 37, then the floor of 30
+        limiter.slow_down()
+        clock.now += 11
+    assert limiter.rate == 30
+    clock.now += 48  # 59 s since the last 429
+    limiter.acquire()
+    assert limiter.rate == 30
+    clock.now += 1
+    limiter.acquire()
+    assert limiter.rate == 60
+    limiter.slow_down()  # a 429 halves it and restarts the quiet minute
+    assert limiter.rate == 30
+    for expected in (60, 90, 120):
+        clock.now += 60
+        limiter.acquire()
+        assert limiter.rate == expected
+    clock.now += 60 * 20
+    for _ in range(20):
+        clock.now += 60
+        limiter.acquire()
+    assert limiter.rate == 300  # never above GSCSYNC_QPM
 
 
 def test_limiter_halves_at_most_every_10_seconds_and_never_below_1() -> None:

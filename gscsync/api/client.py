@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,11 +24,15 @@ import tenacity
 from gscsync.api.ratelimit import RateLimiter
 from gscsync.errors import (
     ApiError,
+    ApiNotEnabled,
     BadRequest,
     BadResponse,
+    DailyLimitExceeded,
+    InsufficientScope,
     NetworkError,
     PermissionDenied,
     QuotaExceeded,
+    QuotaProjectMissing,
     RateLimited,
     ServerError,
     TransientError,
@@ -36,6 +41,7 @@ from gscsync.errors import (
 
 ROW_LIMIT = 25_000
 MAX_PAGES = 400  # 10 million rows: far past the API's cap, a guard against a looping server
+SCOPE_HINT = "https://www.googleapis.com/auth/webmasters.readonly"
 RATE_REASONS = {"ratelimitexceeded", "userratelimitexceeded"}
 MAX_BACKOFF = 64.0
 
@@ -79,11 +85,30 @@ def first_incomplete_date(metadata: dict[str, Any]) -> str | None:
 def error_from_response(response: httpx.Response) -> ApiError:
     """Turn an error answer into the matching typed error."""
     status = response.status_code
-    message, reason = _parse_error_body(response)
-    reason_key = reason.lower()
-    if status in (403, 429) and "quota" in reason_key and reason_key not in RATE_REASONS:
-        return QuotaExceeded(message, status=status, reason=reason)
-    if status == 429 or reason_key in RATE_REASONS:
+    message, reason, info = _parse_error_body(response)
+    key = reason.lower()
+    if status == 403 and (key == "accessnotconfigured" or info == "SERVICE_DISABLED"):
+        if "quota project" in message.lower():
+            return QuotaProjectMissing(_quota_project_help(message), status=status, reason=reason)
+        return ApiNotEnabled(_not_enabled_help(message), status=status, reason=reason)
+    if status == 403 and "quota project" in message.lower():
+        return QuotaProjectMissing(_quota_project_help(message), status=status, reason=reason)
+    if status == 403 and (
+        key == "insufficientpermissions" or info == "ACCESS_TOKEN_SCOPE_INSUFFICIENT"
+    ):
+        return InsufficientScope(
+            f"{message} The credentials lack the Search Console scope ({SCOPE_HINT}); "
+            "create them again with that scope",
+            status=status,
+            reason=reason,
+        )
+    if key == "dailylimitexceeded":
+        return DailyLimitExceeded(message, status=status, reason=reason)
+    if status in (403, 429) and "quota" in key and key not in RATE_REASONS:
+        return QuotaExceeded(
+            message, status=status, reason=reason, retry_after=_retry_after(response)
+        )
+    if status == 429 or key in RATE_REASONS:
         return RateLimited(
             message, status=status, reason=reason, retry_after=_retry_after(response)
         )
@@ -98,20 +123,47 @@ def error_from_response(response: httpx.Response) -> ApiError:
     return ApiError(message, status=status, reason=reason)
 
 
-def _parse_error_body(response: httpx.Response) -> tuple[str, str]:
+def _not_enabled_help(message: str) -> str:
+    project = re.search(r"project[s/ ]+(\d+)", message)
+    where = f"in project {project.group(1)}" if project else "in the credentials' project"
+    return (
+        f"the Google Search Console API is not enabled {where}: enable it in the Google Cloud "
+        "console (APIs & Services > Library > Google Search Console API), wait a few "
+        "minutes, and run again"
+    )
+
+
+def _quota_project_help(message: str) -> str:
+    return (
+        "these user credentials have no quota project, which the Search Console API "
+        "requires: run `gcloud auth application-default set-quota-project PROJECT_ID` "
+        "(a project with the API enabled), or use a service-account key"
+    )
+
+
+def _parse_error_body(response: httpx.Response) -> tuple[str, str, str]:
+    """(message, reason, ErrorInfo reason) of Google's error envelope, any subset of it."""
     try:
         body = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError, httpx.ResponseNotRead):
         body = None
     error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        message = str(error.get("message") or response.reason_phrase or "error")
-        errors = error.get("errors")
-        reason = ""
-        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-            reason = str(errors[0].get("reason") or "")
-        return message, reason or str(error.get("status") or "")
-    return response.reason_phrase or f"HTTP {response.status_code}", ""
+    if not isinstance(error, dict):
+        return response.reason_phrase or f"HTTP {response.status_code}", "", ""
+    message = str(error.get("message") or response.reason_phrase or "error")
+    errors = error.get("errors")
+    reason = ""
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        reason = str(errors[0].get("reason") or "")
+    info = ""
+    details = error.get("details")
+    for detail in details if isinstance(details, list) else []:
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("ErrorInfo"):
+            info = str(detail.get("reason") or "")
+            metadata = detail.get("metadata")
+            if isinstance(metadata, dict) and metadata.get("consumer"):
+                message += f" (consumer {metadata['consumer']})"
+    return message, reason or str(error.get("status") or ""), info
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -176,6 +228,10 @@ def make_retrying(
     )
 
 
+class ClientClosed(ApiError):
+    """A request of an abandoned worker after the run ended: not retried, not logged."""
+
+
 class GscClient:
     """Search Console API over one ``httpx.Client``.
 
@@ -205,6 +261,11 @@ class GscClient:
         self.on_outcome = on_outcome
         self._count_lock = threading.Lock()
         self.requests = 0
+        self.closed = False  # set when the run is over: abandoned workers end quietly
+
+    def close(self) -> None:
+        """The run is over: requests still in flight end without retry or log line."""
+        self.closed = True
 
     def list_sites(self) -> list[Site]:
         """``sites.list``: every property the credentials can see."""
@@ -227,24 +288,39 @@ class GscClient:
             raise BadResponse("searchAnalytics.query: rows is not a list of objects")
         return result
 
-    def pages(self, site_url: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """Each page of a query: ``rowLimit`` 25000, ``startRow`` on until a short page.
+    def pages(
+        self,
+        site_url: str,
+        body: dict[str, Any],
+        *,
+        cap: int | None = None,
+        complete: Callable[[int], bool] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Each page of a query: ``rowLimit`` 25000, ``startRow`` on until an empty page.
 
+        Google's guide pages until a response with 0 rows; a short page can come in the
+        middle of the results, so it does not end the query. Paging also stops once
+        ``cap`` rows were served (the API serves no more) or ``complete(rows so far)``
+        says every row is in (a date-grouped answer with a row for each day of its range).
         A generator, so a caller can reduce each page before the next is fetched.
         """
         start = 0
-        for number in range(1, MAX_PAGES + 1):
+        for _ in range(MAX_PAGES):
             page = self.query_page(site_url, {**body, "rowLimit": ROW_LIMIT, "startRow": start})
-            yield page
             rows = page.get("rows", [])
-            if len(rows) < ROW_LIMIT or number == MAX_PAGES:
+            if not rows and start:
                 return
+            yield page
             start += len(rows)
+            if not rows or (cap is not None and start >= cap) or (complete and complete(start)):
+                return
 
-    def query(self, site_url: str, body: dict[str, Any]) -> QueryResult:
+    def query(
+        self, site_url: str, body: dict[str, Any], complete: Callable[[int], bool] | None = None
+    ) -> QueryResult:
         """Every page of a query, gathered (for small answers such as the date probe)."""
         result = QueryResult()
-        for page in self.pages(site_url, body):
+        for page in self.pages(site_url, body, complete=complete):
             result.pages += 1
             if result.pages == 1:
                 metadata = page.get("metadata")
@@ -269,6 +345,8 @@ class GscClient:
         return result
 
     def _send(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        if self.closed:
+            raise ClientClosed("the run is over")
         if self.limiter is not None:
             self.limiter.acquire()
         with self._count_lock:
@@ -280,6 +358,8 @@ class GscClient:
         except httpx.DecodingError as exc:
             raise BadResponse(f"undecodable body ({exc})") from None
         except httpx.TransportError as exc:
+            if self.closed:
+                raise ClientClosed("the run is over") from None
             raise NetworkError(f"connection failed ({type(exc).__name__}: {exc})") from None
         if response.status_code >= 400:
             error = error_from_response(response)

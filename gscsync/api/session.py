@@ -30,7 +30,7 @@ def open_client(
         auth = GoogleAuth(credentials, HttpxRequest(token_http))
         limits = httpx.Limits(max_connections=settings.concurrency + 2)
         with httpx.Client(auth=auth, timeout=timeout, headers=headers, limits=limits) as http:
-            yield GscClient(
+            client = GscClient(
                 http,
                 base_url=settings.api_url,
                 retrying=make_retrying(settings.max_attempts),
@@ -38,6 +38,10 @@ def open_client(
                 gate=breaker.before_request if breaker else None,
                 on_outcome=breaker.record if breaker else None,
             )
+            try:
+                yield client
+            finally:
+                client.close()  # before the connections close under the workers
 
 
 def identity(client: GscClient) -> str:
@@ -50,4 +54,7 @@ def identity(client: GscClient) -> str:
     email = getattr(creds, "service_account_email", None)
     if isinstance(email, str):
         return email
-    return f"the authorized user (OAuth client {getattr(creds, 'client_id', '?')})"
+    oauth = f"OAuth client {getattr(creds, 'client_id', '?')}"
+    quota = getattr(creds, "quota_project_id", None)
+    billed = f", quota project {quota}" if isinstance(quota, str) and quota else ""
+    return f"the authorized user ({oauth}{billed})"

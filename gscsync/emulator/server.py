@@ -19,12 +19,14 @@ from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+from zoneinfo import ZoneInfo
 
 import google.auth.exceptions
 from google.auth import jwt
 
-from gscsync.dates import earliest_served, pacific_today
 from gscsync.emulator.data import QueryError, SiteData, answer, parse_query
+
+PACIFIC = ZoneInfo("America/Los_Angeles")
 
 GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
 SCOPES = {
@@ -46,7 +48,11 @@ class Faults:
     rate_drop: float = 0.0  # connection closed with no answer
     rate_truncate: float = 0.0  # answer cut off half way
     quota_after: int | None = None  # 403 quotaExceeded once this many queries were served
+    quota_for: float | None = None  # ... for this many seconds, then served again (a burst)
     always_fail: bool = False  # every query answers 500
+    # every call answers this 403: accessNotConfigured, insufficientPermissions,
+    # quotaProject (user credentials without a quota project) or dailyLimitExceeded
+    forbid: str | None = None
 
 
 @dataclass
@@ -57,7 +63,13 @@ class EmulatorConfig:
     seed: int = 1
     lag_days: int = 3  # days before today still incomplete: final through today - lag
     token_lifetime: int = 3599
-    marker_key: str = "first_incomplete_date"  # or "firstIncompleteDate"
+    marker_key: str = "firstIncompleteDate"  # as discovery spells it; or "first_incomplete_date"
+    # Google's irregular ways, each off by default:
+    omit_marker: bool = False  # no freshness marker at all (its absence proves nothing)
+    short_pages: int | None = None  # pages of at most this many rows, short mid-stream
+    shuffle_ties: bool = False  # equal-click rows in a new order on every request, and
+    #   each page after the first repeats the last row of the one before
+    edge_lag_days: int = 0  # serve this many days less history than 16 months
     public_keys: dict[str, str] = field(default_factory=dict)  # client_email -> PEM
     refresh_tokens: dict[str, str] = field(default_factory=dict)  # refresh token -> client_id
     faults: Faults = field(default_factory=Faults)
@@ -72,6 +84,11 @@ class ApiAnswer(Exception):
         self.body = body
 
 
+def _domain(reason: str) -> str:
+    usage = {"quotaExceeded", "rateLimitExceeded", "dailyLimitExceeded", "accessNotConfigured"}
+    return "usageLimits" if reason in usage else "global"
+
+
 def google_error(status: int, reason: str, message: str, grpc: str) -> ApiAnswer:
     """Google's classic JSON error envelope."""
     return ApiAnswer(
@@ -80,7 +97,7 @@ def google_error(status: int, reason: str, message: str, grpc: str) -> ApiAnswer
             "error": {
                 "code": status,
                 "message": message,
-                "errors": [{"message": message, "domain": "global", "reason": reason}],
+                "errors": [{"message": message, "domain": _domain(reason), "reason": reason}],
                 "status": grpc,
             }
         },
@@ -105,12 +122,27 @@ class Emulator:
             "faults": 0,
         }
         self.queries_served = 0
+        self.log: list[tuple[str, dict[str, Any]]] = []  # (site, body) of each query answered
+        self.quota_since: float | None = None
         self.rng = random.Random(config.seed)
         self._answers: dict[tuple[Any, ...], tuple[list[dict[str, Any]], bool]] = {}
 
     # -- clock ---------------------------------------------------------------------------
     def today(self) -> date:
-        return pacific_today(datetime.now(UTC) + self.clock_offset)
+        return (datetime.now(UTC) + self.clock_offset).astimezone(PACIFIC).date()
+
+    def earliest(self) -> date:
+        """The oldest day served: 16 months back (day clamped), less ``edge_lag_days``."""
+        t = self.today()
+        year, month = (t.year - 1, t.month - 4) if t.month > 4 else (t.year - 2, t.month + 8)
+        day = t.day
+        while True:
+            try:
+                edge = date(year, month, day)
+                break
+            except ValueError:
+                day -= 1
+        return edge + timedelta(days=self.config.edge_lag_days)
 
     def final_through(self) -> date:
         return self.today() - timedelta(days=self.config.lag_days)
@@ -213,6 +245,8 @@ class Emulator:
         return site
 
     def query(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            self.log.append((url, body))
         site = self.site(url)
         try:
             q = parse_query(body)
@@ -221,7 +255,7 @@ class Emulator:
         today = self.today()
         final_through = today - timedelta(days=self.config.lag_days)
         # One full answer per query, paging aside: the pages of one query are cheap.
-        key = (url, replace(q, start_row=0, row_limit=1), today, final_through)
+        key = (url, replace(q, start_row=0, row_limit=1), today, final_through, self.earliest())
         with self.lock:
             cached = self._answers.get(key)
         if cached is None:
@@ -231,7 +265,7 @@ class Emulator:
                 site,
                 today=today,
                 final_through=final_through,
-                earliest=earliest_served(today),
+                earliest=self.earliest(),
             )
             with self.lock:
                 if len(self._answers) >= ANSWER_CACHE:
@@ -240,7 +274,7 @@ class Emulator:
         rows, has_fresh = cached
         with self.lock:
             self.stats["detail" if len(q.dimensions) > 1 else "query"] += 1
-        page = rows[q.start_row : q.start_row + q.row_limit]
+        page = self._page(rows, q.start_row, q.row_limit)
         aggregation = {
             "bypage": "byPage",
             "byproperty": "byProperty",
@@ -251,20 +285,43 @@ class Emulator:
         doc: dict[str, Any] = {"responseAggregationType": aggregation}
         if page:
             doc["rows"] = page
-        if q.state == "all" and "date" in q.dimensions and has_fresh:
+        if (
+            q.state == "all"
+            and "date" in q.dimensions
+            and has_fresh
+            and not self.config.omit_marker
+        ):
             doc["metadata"] = {
                 self.config.marker_key: (final_through + timedelta(days=1)).isoformat()
             }
         return doc
+
+    def _page(self, rows: list[dict[str, Any]], start: int, limit: int) -> list[dict[str, Any]]:
+        c = self.config
+        if c.short_pages:
+            limit = min(limit, c.short_pages)
+        if not c.shuffle_ties:
+            return rows[start : start + limit]
+        page = [dict(r) for r in rows[max(0, start - 1) : start + limit]][: limit + (start > 0)]
+        with self.lock:
+            keys = [(-r["clicks"], self.rng.random()) for r in page]
+        order = sorted(range(len(page)), key=keys.__getitem__)
+        return [page[i] for i in order]
 
     def fault(self) -> str | None:
         """The fault to inject into this Search Analytics request, if any."""
         f = self.config.faults
         with self.lock:
             self.queries_served += 1
-            if f.quota_after is not None and self.queries_served > f.quota_after:
+            if f.forbid:
                 self.stats["faults"] += 1
-                return "quota"
+                return f.forbid
+            if f.quota_after is not None and self.queries_served > f.quota_after:
+                if self.quota_since is None:
+                    self.quota_since = time.monotonic()
+                if f.quota_for is None or time.monotonic() - self.quota_since < f.quota_for:
+                    self.stats["faults"] += 1
+                    return "quota"
             if f.always_fail:
                 self.stats["faults"] += 1
                 return "500"
@@ -289,6 +346,34 @@ FAULT_ERRORS = {
     "500": (500, "backendError", "Backend Error", "INTERNAL"),
     "503": (503, "backendError", "The service is currently unavailable.", "UNAVAILABLE"),
     "quota": (403, "quotaExceeded", "Search Analytics load quota exceeded.", "RESOURCE_EXHAUSTED"),
+    "dailyLimitExceeded": (
+        403,
+        "dailyLimitExceeded",
+        "Daily Limit Exceeded.",
+        "RESOURCE_EXHAUSTED",
+    ),
+    "accessNotConfigured": (
+        403,
+        "accessNotConfigured",
+        "Google Search Console API has not been used in project 123456789012 before or it is "
+        "disabled. Enable it by visiting https://console.developers.google.com/apis/api/"
+        "searchconsole.googleapis.com/overview?project=123456789012 then retry.",
+        "PERMISSION_DENIED",
+    ),
+    "insufficientPermissions": (
+        403,
+        "insufficientPermissions",
+        "Request had insufficient authentication scopes.",
+        "PERMISSION_DENIED",
+    ),
+    "quotaProject": (
+        403,
+        "forbidden",
+        "Your application is authenticating by using local Application Default Credentials. "
+        "The searchconsole.googleapis.com API requires a quota project, which is not set by "
+        "default.",
+        "PERMISSION_DENIED",
+    ),
 }
 
 
@@ -320,6 +405,9 @@ class _Handler(BaseHTTPRequestHandler):
             if parts[1:4] != ["webmasters", "v3", "sites"]:
                 raise google_error(404, "notFound", f"No such method: {path}", "NOT_FOUND")
             emu.authorize(self.headers.get("Authorization"))
+            forbid = emu.config.faults.forbid
+            if method == "GET" and forbid and forbid != "dailyLimitExceeded":
+                raise google_error(*FAULT_ERRORS[forbid])  # the whole API refuses
             if method == "GET" and len(parts) == 4:
                 return self._send(200, emu.list_sites())
             site = unquote(parts[4])

@@ -193,6 +193,15 @@ class SqliteStore:
             )
             self._ledger_upsert(key, data.status, len(data.rows), int(data.truncated), None)
 
+    def final_rows(self, task: DayTask) -> int:
+        """How many detail rows the day holds if it is stored final (else 0)."""
+        row = self.db.execute(
+            "SELECT rows FROM sync_days WHERE site_url = ? AND search_type = ? AND date = ? "
+            "AND status = 'final'",
+            [task.site_url, task.search_type, task.date],
+        ).fetchone()
+        return int(row[0] or 0) if row else 0
+
     def mark_failed(self, task: DayTask, error: str) -> None:
         """Record a failed attempt; the day's stored rows (if any) stay as they were."""
         key = (task.site_url, task.search_type, task.date)
@@ -309,6 +318,12 @@ class SqliteStore:
         if finals:
             first, last = date.fromisoformat(finals[0]), date.fromisoformat(finals[-1])
             gaps = [d.isoformat() for d in days(first, last) if d.isoformat() not in final_set]
+        empty = self.db.execute(
+            "SELECT d.date FROM sync_days d JOIN daily_totals t USING (site_url, search_type, "
+            "date) WHERE d.site_url = ? AND d.search_type = ? AND d.status = 'final' "
+            "AND d.rows = 0 AND t.impressions > 0 ORDER BY d.date",
+            key,
+        ).fetchall()
         detail = self._final_sums("search_analytics", key)
         totals = self._final_sums("daily_totals", key)
         return Coverage(
@@ -321,6 +336,7 @@ class SqliteStore:
             gaps=gaps,
             failed=[{"date": r[0], "error": r[4] or ""} for r in ledger if r[1] == "failed"],
             truncated=[r[0] for r in ledger if r[3]],
+            empty_with_impressions=[r[0] for r in empty],
             rows=sum(r[2] or 0 for r in ledger if r[1] in ("final", "fresh")),
             clicks_detail=detail[0],
             clicks_total=totals[0],

@@ -80,6 +80,8 @@ class Env:
                 },
             )
             rows = doc.get("rows", [])
+            if not rows:  # page until an empty page, as Google documents
+                return out
             for r in rows:
                 k = dict(zip(dims, r["keys"], strict=True))
                 out.add(
@@ -93,8 +95,6 @@ class Env:
                         r.get("position"),
                     )
                 )
-            if len(rows) < 25000:
-                return out
             start += len(rows)
 
     def stored_rows(self, site: str, stype: str, day: str) -> set[tuple]:

@@ -202,7 +202,7 @@ def test_sigterm_during_a_backfill_stops_cleanly_and_a_rerun_finishes(env: Env) 
     start = (env.emu.today() - timedelta(days=15)).isoformat()
     proc = env.popen("backfill", "--start", start)
     deadline = time.monotonic() + 30
-    while env.emu.stats["detail"] < 6 and time.monotonic() < deadline:
+    while env.emu.stats["detail"] < 12 and time.monotonic() < deadline:
         time.sleep(0.01)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)

@@ -50,20 +50,6 @@ def test_a_server_failing_a_quarter_of_requests(env: Env) -> None:
     assert_complete(env, final_days(env), WEB_DISCOVER)
 
 
-def test_load_quota_stops_the_run_and_the_next_one_finishes(env: Env) -> None:
-    env.emu.config.faults = Faults(quota_after=6)
-    first = env.run("sync")
-    assert first.returncode == 1
-    assert "load quota exceeded" in first.stderr
-    assert env.emu.queries_served - 6 <= 4  # stopped within a few requests (4 in flight)
-    assert env.sql("SELECT COUNT(*) FROM sync_days WHERE status = 'failed'") == [(0,)]
-    assert env.sql("SELECT status FROM runs") == [("partial",)]
-    env.emu.config.faults = Faults()
-    second = env.run("sync")
-    assert second.returncode == 0, second.stderr
-    assert_complete(env, final_days(env), WEB_DISCOVER)
-
-
 def test_the_breaker_opens_and_the_next_run_exits_4_without_a_request(env: Env) -> None:
     env.env |= {
         "GSCSYNC_BREAKER_THRESHOLD": "2",
