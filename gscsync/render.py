@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -47,7 +48,8 @@ def _table(title: str, *columns: str, right: Sequence[str] = ()) -> Table:
 
 
 def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{value:.1%}"
+    """Rounded down, so 0.9996 shows as 99.9%: never a false 100%."""
+    return "—" if value is None else f"{math.floor(value * 1000) / 10:.1f}%"
 
 
 # -- status ---------------------------------------------------------------------------------
