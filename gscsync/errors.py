@@ -87,11 +87,19 @@ class Interrupted(GscSyncError):
 class ApiError(GscSyncError):
     """An error answer (or no usable answer) from the Search Console API."""
 
-    def __init__(self, message: str, *, status: int | None = None, reason: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        reason: str = "",
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.reason = reason
+        self.retry_after = retry_after  # seconds, when the server said (Retry-After)
 
     def __str__(self) -> str:
         parts = [str(self.status)] if self.status else []
@@ -108,17 +116,6 @@ class TransientError(ApiError):
 class RateLimited(TransientError):
     """429 or a 403 whose reason is a rate limit."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        reason: str = "",
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message, status=status, reason=reason)
-        self.retry_after = retry_after
-
 
 class ServerError(TransientError):
     """A 5xx answer."""
@@ -134,17 +131,6 @@ class BadResponse(TransientError):
 
 class QuotaExceeded(ApiError):
     """A quota answer (Google sends the same one for every quota event): cool off."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        reason: str = "",
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message, status=status, reason=reason)
-        self.retry_after = retry_after
 
 
 class DailyLimitExceeded(QuotaExceeded):
