@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -89,3 +90,21 @@ def test_months_before_clamps_to_the_month_end() -> None:
     assert months_before(date(2026, 6, 30), 16) == date(2025, 2, 28)
     assert months_before(date(2026, 11, 29), 16) == date(2025, 7, 29)
     assert months_before(date(2024, 6, 29), 4) == date(2024, 2, 29)
+
+
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [
+        ({"firstIncompleteDate": "2026-03-08"}, date(2026, 3, 8)),
+        ({"first_incomplete_date": "2026-03-08"}, date(2026, 3, 8)),
+        ({"firstIncompleteDate": "2026-03-11"}, date(2026, 3, 11)),  # tomorrow: believable
+        ({"firstIncompleteDate": "not-a-date"}, None),
+        ({"firstIncompleteDate": "2999-01-01"}, None),  # far in the future: would make
+        ({"first_incomplete_date": "2026-03-12"}, None),  # fresh days "final"
+        ({}, None),
+    ],
+)
+def test_only_a_believable_marker_is_read(metadata: dict[str, str], expected: date | None) -> None:
+    from gscsync.fetch import read_marker
+
+    assert read_marker(metadata, date(2026, 3, 10)) == expected
