@@ -10,6 +10,7 @@ one place (``exit_code`` on the class) and prints its message as one line.
     ├── BreakerOpen                   exit 4  circuit breaker open, run skipped
     ├── LockHeld                      exit 75 another run holds the lock
     ├── Interrupted                   exit 130 SIGINT/SIGTERM, stopped cleanly
+    ├── StorageError                  exit 1  the database refused a write (locked, disk full)
     └── ApiError                      exit 1  an answer from the Search Console API
         ├── TransientError                    retried with backoff
         │   ├── RateLimited                   429 / rateLimitExceeded
@@ -82,6 +83,11 @@ class Interrupted(GscSyncError):
     """Stopped by SIGINT/SIGTERM after committing what was complete."""
 
     exit_code = 130
+
+
+class StorageError(GscSyncError):
+    """The database refused a write (another writer kept it locked, the disk is full):
+    the run ends cleanly; days committed before stay."""
 
 
 class ApiError(GscSyncError):
