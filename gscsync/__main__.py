@@ -1,3 +1,3 @@
-from gscsync.cli import main
+from gscsync.signals import main
 
 main()

@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import functools
 import logging
-import signal
 import sys
-import threading
-import traceback
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 
-from gscsync import __version__, commands, logs, render
+from gscsync import __version__, commands, logs, render, signals
 from gscsync.cli_options import FETCHING, AsJson, DryRun, Options, with_shared_options
 from gscsync.config import Settings
 from gscsync.dates import pacific_today, parse_date
@@ -75,30 +71,7 @@ def _exit_with(body: Callable[[], int], verbosity: int) -> NoReturn:
 
 
 def _fail(line: str, exc: BaseException, verbosity: int) -> None:
-    print(line, file=sys.stderr)
-    if verbosity > 0:
-        traceback.print_exception(exc, file=sys.stderr)
-
-
-@contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
-    """SIGINT/SIGTERM set an event: the core starts no more work and stops cleanly."""
-    stop = threading.Event()
-
-    def handler(signum: int, _frame: object) -> None:
-        if stop.is_set():  # a second Ctrl-C: the user means it
-            raise KeyboardInterrupt
-        log.warning(
-            "%s received: stopping after the requests in flight", signal.Signals(signum).name
-        )
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+    logs.final_error(line, exc if verbosity > 0 else None)
 
 
 def _version(value: bool) -> None:
@@ -137,7 +110,7 @@ def sync(
     if dry_run:
         print(render.sync_plan(commands.plan_sync(settings)))
         return 0
-    with _stop_on_signals() as stop:
+    with signals.graceful() as stop:
         outcome = commands.run_sync(settings, stop=stop, reset_breaker=reset_breaker)
     if not outcome.skipped:
         log.info("%s", outcome.summary)
@@ -170,7 +143,7 @@ def backfill(
         plan = commands.plan_backfill(settings, start=first, end=last, force=force)
         print(render.backfill_plan(plan))
         return 0
-    with _stop_on_signals() as stop, render.progress_display(opts.verbosity) as progress:
+    with signals.graceful() as stop, render.progress_display(opts.verbosity) as progress:
         outcome = commands.run_backfill(
             settings, start=first, end=last, force=force, on_progress=progress, stop=stop
         )

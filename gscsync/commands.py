@@ -7,6 +7,7 @@ reported through a callback; every failure is a :class:`gscsync.errors.GscSyncEr
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -16,10 +17,11 @@ from datetime import UTC, date, datetime, timedelta
 from gscsync.api import Breaker, GscClient, identity, load_credentials, open_client
 from gscsync.config import Settings
 from gscsync.dates import iso_utc, pacific_today
-from gscsync.engine import Engine
+from gscsync.engine import Engine, call_abandonable
 from gscsync.errors import ApiError, BreakerOpen, ConfigError, GscSyncError, PermissionDenied
 from gscsync.fetch import resolve_sites
 from gscsync.lock import hold_lock
+from gscsync.logs import register_secret
 from gscsync.models import (
     Check,
     DayStatus,
@@ -107,6 +109,8 @@ def _fetching_run(
     started = time.monotonic()
     today = today or pacific_today()
     credentials = load_credentials(settings.credentials)  # bad file: exit 2, DB untouched
+    for secret in ("refresh_token", "client_secret", "token", "rapt_token"):
+        register_secret(getattr(credentials, secret, None))
     check_db_path(settings.db)
     with hold_lock(settings.lock_path), open_store(settings.db, checked=True) as store:
         run = RunLog(command, settings, store, started)
@@ -119,34 +123,44 @@ def _fetching_run(
             log.info("circuit breaker closed by hand (--reset-breaker)")
             breaker.reset()
         report = RunReport()
+        stop = stop or threading.Event()
+        deadline = started + settings.max_runtime if settings.max_runtime else None
         try:
             breaker.admit_run()
             ping(settings.healthcheck_url, "start")
             with open_client(settings, credentials, breaker) as client:
-                report.sites = resolve_sites(settings.sites, client)
-                engine = Engine(
-                    store,
-                    client,
-                    today=today,
-                    concurrency=settings.concurrency,
-                    data_state=settings.data_state,
-                    on_progress=on_progress,
-                    stop=stop or threading.Event(),
-                    deadline=started + settings.max_runtime if settings.max_runtime else None,
-                    breaker=breaker,
-                    report=report,
-                    quota_cooloff=settings.quota_cooloff,
-                    quota_patience=settings.quota_patience,
+                sites = call_abandonable(
+                    lambda: resolve_sites(settings.sites, client), stop, deadline, report
                 )
-                engine.run(make_jobs(_ledger_of(store), report.sites, today))
+                if sites is not None:
+                    report.sites = sites
+                    engine = Engine(
+                        store,
+                        client,
+                        today=today,
+                        concurrency=settings.concurrency,
+                        data_state=settings.data_state,
+                        on_progress=on_progress,
+                        stop=stop,
+                        deadline=deadline,
+                        breaker=breaker,
+                        report=report,
+                        quota_cooloff=settings.quota_cooloff,
+                        quota_patience=settings.quota_patience,
+                    )
+                    engine.run(make_jobs(_ledger_of(store), sites, today))
         except BreakerOpen as exc:
-            run.close(RunReport(), "skipped", exc.exit_code, breaker, error=str(exc))
+            run.close(report, "skipped", exc.exit_code, breaker, error=str(exc))
             raise
         except KeyboardInterrupt:  # a second Ctrl-C: the open transaction rolled back
-            run.close(RunReport(), "interrupted", 130, breaker, error="aborted by the user")
+            run.close(report, "interrupted", 130, breaker, error="aborted by the user")
             raise
         except GscSyncError as exc:
-            run.close(RunReport(), "failed", exc.exit_code, breaker, error=str(exc))
+            run.close(report, "failed", exc.exit_code, breaker, error=str(exc))
+            raise
+        except Exception as exc:  # a bug: the run is still closed, pinged and measured
+            bug = f"internal error: {type(exc).__name__}: {exc}"
+            run.close(report, "failed", 1, breaker, error=bug)
             raise
         outcome = run.finish(report, breaker)
         store.prune_runs(settings.retention_days)
@@ -213,17 +227,22 @@ def health(report: StatusReport, *, max_age_hours: float, now: datetime | None =
     """Why the data is unhealthy (an empty list means healthy)."""
     now = now or datetime.now(UTC)
     problems = []
-    runs = [r for r in report.runs if r.command == "sync" and r.status != "running"]
-    if not runs:
+    syncs = [r for r in report.runs if r.command == "sync"]
+    running = [r for r in syncs if r.status == "running" and _alive(r.pid)]
+    done = [r for r in syncs if r not in running]
+    if not done:
         problems.append("no sync has finished yet")
     else:
-        last = runs[0]
+        last = done[0]
         finished = datetime.fromisoformat(last.finished_at or last.started_at)
         age = (now - finished).total_seconds() / 3600
         if age > max_age_hours:
             problems.append(f"the last sync finished {age:.1f} h ago (over {max_age_hours:g} h)")
         if last.status == "failed":
             problems.append(f"the last sync failed: {last.error or 'see the runs table'}")
+        elif last.status in ("interrupted", "running"):  # stopped, killed, or crashed
+            why = last.error or f"its process (pid {last.pid}) is gone"
+            problems.append(f"the last sync did not finish: {why}")
     b = report.breaker
     if b.state == "open":
         reopens = iso_utc(b.opened_at + b.cooldown) if b.opened_at is not None else "?"
@@ -239,6 +258,19 @@ def health(report: StatusReport, *, max_age_hours: float, now: datetime | None =
     if failed:
         problems.append(f"{failed} day(s) failed and wait for the next sync")
     return problems
+
+
+def _alive(pid: int | None) -> bool:
+    """Whether the process that wrote a ``running`` row still exists."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 # -- sites and check ----------------------------------------------------------------------

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 from gscsync.api.breaker import Breaker
 from gscsync.api.client import GscClient
@@ -29,12 +29,15 @@ from gscsync.errors import (
     ApiError,
     AuthError,
     DailyLimitExceeded,
+    GscSyncError,
     PermissionDenied,
     QuotaExceeded,
     Tripped,
     Unauthorized,
+    WorkerError,
 )
 from gscsync.fetch import DAILY_ROW_CAP, Probe, fetch_day, probe
+from gscsync.logs import scrub
 from gscsync.models import (
     ZERO_TOTALS,
     DataState,
@@ -50,6 +53,7 @@ from gscsync.store import Store
 
 log = logging.getLogger("gscsync")
 
+T = TypeVar("T")
 POLL = 0.2  # seconds between checks for a stop signal or the deadline while waiting
 
 
@@ -62,6 +66,30 @@ def _scheme_hint(site_url: str) -> str:
                 f"{site_url[len(a) :]}?)"
             )
     return ""
+
+
+def call_abandonable(
+    fn: Callable[[], T], stop: threading.Event, deadline: float | None, report: RunReport
+) -> T | None:
+    """``fn()`` on a daemon thread, given up on a stop signal or at the deadline (None then,
+    with ``report.stopped`` saying why): a hung ``sites.list`` or token request cannot hold
+    the run past either."""
+    if stop.is_set():
+        report.stopped = "signal"
+        return None
+    with DaemonPool(1) as pool:
+        fut = pool.submit(fn)
+        while not fut.done():
+            if stop.wait(POLL):
+                report.stopped = "signal"
+            elif deadline is not None and time.monotonic() >= deadline:
+                report.stopped = "deadline"
+            else:
+                continue
+            log.warning("stopping (%s) before the work began", report.stopped)
+            return None
+        result: T = fut.result()
+        return result
 
 
 class DaemonPool:
@@ -226,9 +254,20 @@ class Engine:
             log.warning("abandoning %d request(s) in flight", len(inflight))
         return True
 
+    @staticmethod
+    def _result(fut: Future[Any]) -> Any:
+        """The worker's result; a bug in a worker becomes a WorkerError for its work alone."""
+        try:
+            return fut.result()
+        except GscSyncError:
+            raise
+        except Exception as exc:
+            log.debug("worker failed", exc_info=exc)
+            raise WorkerError(f"internal error: {type(exc).__name__}: {exc}") from exc
+
     def _after_probe(self, job: Job, fut: Future[Any]) -> list[tuple[DayTask, Totals]]:
         try:
-            result: Probe = fut.result()
+            result: Probe = self._result(fut)
         except QuotaExceeded as exc:
             self._quota(exc, job, ZERO_TOTALS)
             return []
@@ -256,7 +295,7 @@ class Engine:
 
     def _after_day(self, task: DayTask, fut: Future[Any], totals: Totals) -> None:
         try:
-            data: DayData = fut.result()
+            data: DayData = self._result(fut)
         except QuotaExceeded as exc:
             self._quota(exc, task, totals)
             return
@@ -341,6 +380,7 @@ class Engine:
             )
 
     def _fail(self, task: DayTask, message: str) -> None:
+        message = scrub(message)
         self.store.mark_failed(task, message)
         self.report.days_failed += 1
         self.report.failures.append((task, message))

@@ -26,6 +26,7 @@ one place (``exit_code`` on the class) and prints its message as one line.
         ├── Tripped                           the circuit breaker opened during this run
         ├── PermissionDenied                  403 forbidden: that site fails
         ├── BadRequest                        400: that day fails, not retried
+        ├── WorkerError                       a bug met while fetching: that day fails
         └── Unauthorized                      401 after a token refresh
 """
 
@@ -167,6 +168,10 @@ class Tripped(ApiError):
 
 class PermissionDenied(ApiError):
     """403 forbidden: the credentials cannot read this property."""
+
+
+class WorkerError(ApiError):
+    """An unexpected exception while fetching one day or job: that work fails, not the run."""
 
 
 class BadRequest(ApiError):

@@ -14,8 +14,9 @@ import httpx
 
 from gscsync.api.breaker import Breaker
 from gscsync.config import Settings
-from gscsync.errors import GscSyncError, Interrupted, NoAccessibleSite
+from gscsync.errors import GscSyncError, Interrupted, NoAccessibleSite, StorageError
 from gscsync.files import write_atomic
+from gscsync.logs import scrub
 from gscsync.models import Outcome, RunReport, RunStatus
 from gscsync.store import Store
 
@@ -96,24 +97,34 @@ class RunLog:
         *,
         error: str | None,
     ) -> Outcome:
-        """Record the outcome: runs row, breaker state, ping, metrics."""
+        """Record the outcome: runs row, breaker state, ping, metrics. A database that
+        refuses the runs row (locked, full) does not stop the ping and the metrics."""
         counts = report.counts
-        self.store.finish_run(self.run_id, status, counts, error)
-        self.store.save_breaker(breaker.state)
+        error = scrub(error) if error else error
+        newest: dict[tuple[str, str], str] = {}
+        try:
+            self.store.finish_run(self.run_id, status, counts, error)
+            self.store.save_breaker(breaker.state)
+            newest = self.store.newest_final_days()
+        except StorageError as exc:
+            log.error("the run could not be recorded: %s", exc)
         summary = summary_line(self.command, status, report, error)
         if status != "skipped":
             ping(self.settings.healthcheck_url, "success" if code == 0 else "fail", summary)
         if self.settings.metrics_file is not None:
-            write_metrics(
-                self.settings.metrics_file,
-                command=self.command,
-                status=status,
-                exit_code=code,
-                duration=time.monotonic() - self.started,
-                counts=counts._asdict(),
-                breaker_open=breaker.state.state == "open",
-                newest_final=self.store.newest_final_days(),
-            )
+            try:
+                write_metrics(
+                    self.settings.metrics_file,
+                    command=self.command,
+                    status=status,
+                    exit_code=code,
+                    duration=time.monotonic() - self.started,
+                    counts=counts._asdict(),
+                    breaker_open=breaker.state.state == "open",
+                    newest_final=newest,
+                )
+            except OSError as exc:
+                log.error("metrics file %s not written: %s", self.settings.metrics_file, exc)
         return Outcome(self.command, report, status, code, summary, skipped=status == "skipped")
 
 
@@ -123,9 +134,14 @@ def ping(url: str | None, kind: str, body: str = "") -> None:
         return
     target = url if kind == "success" else f"{url}/{kind}"
     try:
-        httpx.post(target, content=body.encode(), timeout=PING_TIMEOUT)
+        httpx.post(target, content=scrub(body).encode(), timeout=PING_TIMEOUT)
     except httpx.HTTPError as exc:
         log.warning("healthcheck ping %s failed: %s", kind, type(exc).__name__)
+
+
+def label_value(text: str) -> str:
+    """A Prometheus label value: scrubbed, with backslash, quote and newline escaped."""
+    return scrub(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def write_metrics(
@@ -166,7 +182,7 @@ def write_metrics(
     ]
     for (site, search_type), day in sorted(newest_final.items()):
         epoch = calendar.timegm(date.fromisoformat(day).timetuple())
-        site_label = site.replace("\\", "\\\\").replace('"', '\\"')
+        site_label = label_value(site)
         lines.append(
             f'gscsync_newest_final_day_timestamp_seconds{{site="{site_label}",'
             f'search_type="{search_type}"}} {epoch:.0f}'
