@@ -18,10 +18,17 @@ from gscsync.api import Breaker, GscClient, identity, load_credentials, open_cli
 from gscsync.config import Settings
 from gscsync.dates import iso_utc, pacific_today
 from gscsync.engine import Engine, call_abandonable
-from gscsync.errors import ApiError, BreakerOpen, ConfigError, GscSyncError, PermissionDenied
+from gscsync.errors import (
+    ApiError,
+    BreakerOpen,
+    ConfigError,
+    GscSyncError,
+    PermissionDenied,
+    StorageError,
+)
 from gscsync.fetch import resolve_sites
 from gscsync.lock import hold_lock
-from gscsync.logs import register_secret
+from gscsync.logs import register_secret, scrub
 from gscsync.models import (
     Check,
     DayStatus,
@@ -113,7 +120,11 @@ def _fetching_run(
         register_secret(getattr(credentials, secret, None))
     check_db_path(settings.db)
     with hold_lock(settings.lock_path), open_store(settings.db, checked=True) as store:
-        run = RunLog(command, settings, store, started)
+        try:
+            run = RunLog(command, settings, store, started)
+        except StorageError as exc:  # no runs row to close: the monitor still hears of it
+            ping(settings.healthcheck_url, "fail", scrub(f"gscsync {command} failed: {exc}"))
+            raise
         breaker = Breaker(
             store.load_breaker(),
             threshold=settings.breaker_threshold,

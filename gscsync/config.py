@@ -2,13 +2,18 @@
 
 Precedence, per setting: a command-line flag wins over the environment, which wins over
 the ``.env`` file (working directory, or ``--env-file``), which wins over the default.
-Every invalid value raises ``ConfigError`` naming the variable or flag it came from.
+Every invalid value raises ``ConfigError`` naming the variable or flag it came from, and so
+does a file setting that would make gscsync write a file it does not own (the database or
+its ``-wal``/``-shm``/``-journal``, the ``.env`` file, the credentials).
 """
 
 from __future__ import annotations
 
+import io
+import math
 import os
 import re
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,14 +21,18 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 
 from gscsync.errors import ConfigError
+from gscsync.files import NotSmallRegularFile, read_small_file, same_file, sqlite_files
 from gscsync.models import SEARCH_TYPE_NAMES, DataState
 
 DEFAULT_API_URL = "https://searchconsole.googleapis.com"
 T = TypeVar("T")
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off"}
+ENV_FILE_MAX_BYTES = 1_000_000
+HOUR, DAY = 3600, 86400
 
 
 @dataclass(frozen=True)
@@ -79,20 +88,28 @@ def _int(lo: int, hi: int | None = None) -> Callable[[Any, str], int]:
     return parse
 
 
-def _positive_float(raw: Any, name: str) -> float:
-    try:
-        value = float(str(raw).strip())
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number of seconds") from None
-    if not value > 0 or value == float("inf"):
-        raise ConfigError(f"{name}={raw!r} must be a positive number of seconds")
-    return value
+def _seconds(most: int, *, zero: bool = False) -> Callable[[Any, str], float]:
+    """Seconds: finite, positive (or 0 when ``zero``), at most ``most``."""
+    count, unit = (most // DAY, "day") if most % DAY == 0 else (most // HOUR, "hour")
+    span = f"{count} {unit}" + ("s" if count > 1 else "")
 
+    def parse(raw: Any, name: str) -> float:
+        try:
+            value = float(str(raw).strip())
+        except ValueError:
+            value = math.nan
+        if math.isnan(value):
+            raise ConfigError(f"{name}={raw!r} is not a number of seconds")
+        if zero and value == 0:
+            return 0.0
+        if not value > 0:
+            word = "0 or a positive" if zero else "a positive"
+            raise ConfigError(f"{name}={raw!r} must be {word} number of seconds")
+        if value > most:
+            raise ConfigError(f"{name}={raw!r} is too long: at most {most} seconds ({span})")
+        return value
 
-def _seconds_or_zero(raw: Any, name: str) -> float:
-    if str(raw).strip() in ("0", "0.0"):
-        return 0.0
-    return _positive_float(raw, name)
+    return parse
 
 
 def _optional(parse: Callable[[Any, str], T]) -> Callable[[Any, str], T | None]:
@@ -134,8 +151,19 @@ def _path(raw: Any, name: str) -> Path:
     return Path(text).expanduser()
 
 
+def _control_char(text: str) -> str | None:
+    """The first control or invisible format character in ``text`` (newline, tab, NUL,
+    zero-width space...), which urlsplit would silently drop or keep."""
+    for ch in text:
+        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+            return ch
+    return None
+
+
 def _url(raw: Any, name: str) -> str:
     text = str(raw).strip().rstrip("/")
+    if (ch := _control_char(text)) is not None:
+        raise ConfigError(f"{name}={raw!r} contains the control character {ch!r}")
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(f"{name}={raw!r} is not an http(s) URL")
@@ -169,6 +197,11 @@ _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z
 def validate_site(site: str, name: str = "site") -> str:
     """Return ``site`` if it is a well-formed Search Console property, else ConfigError."""
     site = site.strip()
+    if (ch := _control_char(site)) is not None:
+        raise ConfigError(
+            f"{name}: {site!r} contains the control character {ch!r}; write the property "
+            "on one line, exactly as Search Console lists it"
+        )
     if site.startswith("sc-domain:"):
         domain = site[len("sc-domain:") :]
         if not _DOMAIN.match(domain):
@@ -225,9 +258,9 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("api_url", ("GSCSYNC_API_URL",), None, _url),
     _Spec("concurrency", ("GSCSYNC_CONCURRENCY",), None, _int(1, 64)),
     _Spec("qpm", ("GSCSYNC_QPM",), None, _int(1, 100_000)),
-    _Spec("timeout", ("GSCSYNC_TIMEOUT",), None, _positive_float),
+    _Spec("timeout", ("GSCSYNC_TIMEOUT",), None, _seconds(HOUR)),
     _Spec("max_attempts", ("GSCSYNC_MAX_ATTEMPTS",), None, _int(1, 50)),
-    _Spec("max_runtime", ("GSCSYNC_MAX_RUNTIME",), None, _optional(_positive_float)),
+    _Spec("max_runtime", ("GSCSYNC_MAX_RUNTIME",), None, _optional(_seconds(7 * DAY))),
     _Spec("lock_file", ("GSCSYNC_LOCK_FILE",), None, _optional(_path)),
     _Spec("log_format", ("GSCSYNC_LOG_FORMAT",), "--log-format", _choice("text", "json")),
     _Spec("healthcheck_url", ("GSCSYNC_HEALTHCHECK_URL",), None, _optional(_url)),
@@ -235,24 +268,47 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("breaker_threshold", ("GSCSYNC_BREAKER_THRESHOLD",), None, _int(1, 10_000)),
     _Spec("breaker_cooldown", ("GSCSYNC_BREAKER_COOLDOWN",), None, _int(1, 7 * 86400)),
     _Spec("retention_days", ("GSCSYNC_RETENTION_DAYS",), None, _int(1, 36500)),
-    _Spec("quota_cooloff", ("GSCSYNC_QUOTA_COOLOFF",), None, _positive_float),
-    _Spec("quota_patience", ("GSCSYNC_QUOTA_PATIENCE",), None, _seconds_or_zero),
+    _Spec("quota_cooloff", ("GSCSYNC_QUOTA_COOLOFF",), None, _seconds(HOUR)),
+    _Spec("quota_patience", ("GSCSYNC_QUOTA_PATIENCE",), None, _seconds(DAY, zero=True)),
 )
 
 ENV_VARS: tuple[str, ...] = tuple(name for spec in _SPECS for name in spec.env)
 
 
+def env_file_in_use(env_file: Path | None) -> Path | None:
+    """The ``.env`` file settings come from: ``env_file``, else ``./.env`` if it exists."""
+    return env_file if env_file is not None or not Path(".env").exists() else Path(".env")
+
+
 def read_env_file(env_file: Path | None) -> dict[str, str]:
-    """The ``.env`` values: ``env_file`` (must exist) or ``./.env`` (optional)."""
-    path = env_file if env_file is not None else Path(".env")
-    if not path.exists():
-        if env_file is not None:
-            raise ConfigError(f"--env-file {env_file}: no such file")
+    """The ``.env`` values: ``env_file`` (must exist) or ``./.env`` (optional).
+
+    Only a regular file of at most 1 MB is read (a directory, FIFO or device is refused
+    before it is opened, so never waited on), and a line python-dotenv cannot parse is an
+    error naming its line, not a warning."""
+    path = env_file_in_use(env_file)
+    if path is None:
         return {}
+    label = f"--env-file {path}" if env_file is not None else f"env file {path}"
     try:
-        values = dotenv_values(path)
+        text = read_small_file(path, ENV_FILE_MAX_BYTES).decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{label}: no such file") from None
+    except NotSmallRegularFile as exc:
+        raise ConfigError(f"{label} is {exc}; give the path of a .env file") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"env file {path}: cannot read it ({exc})") from None
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(f"{label}: cannot read it ({reason})") from None
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            line = binding.original.line
+            key = re.match(r"\s*(?:export\s+)?([A-Za-z_][\w.]*)\s*=", binding.original.string)
+            what = f" ({key.group(1)})" if key else ""
+            raise ConfigError(
+                f"{label} line {line}{what} cannot be parsed (an unterminated quote?); "
+                "fix that line"
+            )
+    values = dotenv_values(stream=io.StringIO(text))
     return {k: v for k, v in values.items() if v is not None}
 
 
@@ -265,7 +321,13 @@ def load_settings(
     """Resolve every setting. ``flags`` maps field name to a value, None meaning "not given"."""
     flags = flags or {}
     environ = os.environ if environ is None else environ
-    dotenv = read_env_file(env_file)
+    env_path = env_file_in_use(env_file)
+    try:
+        dotenv = read_env_file(env_file)
+    except ConfigError:
+        if env_path is not None:  # unreadable as a .env file: is it the database?
+            _refuse_env_file_is_db(env_path, env_file, _db_without_dotenv(flags, environ))
+        raise
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for spec in _SPECS:
@@ -274,7 +336,49 @@ def load_settings(
             continue
         values[spec.attr] = spec.parse(raw, source)
         sources[spec.attr] = source
-    return Settings(**values, sources=sources)
+    settings = Settings(**values, sources=sources)
+    if env_path is not None:
+        _refuse_env_file_is_db(env_path, env_file, settings.db)
+    _refuse_foreign_writes(settings, env_path)
+    return settings
+
+
+# -- gscsync writes only files it owns -----------------------------------------------------
+
+
+def _db_without_dotenv(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Path:
+    raw, source = _pick(next(s for s in _SPECS if s.attr == "db"), flags, environ, {})
+    return Settings.db if source == "default" else _path(raw, source)
+
+
+def _refuse_env_file_is_db(env_path: Path, env_file: Path | None, db: Path) -> None:
+    label = "--env-file" if env_file is not None else "the env file"
+    for what, path in sqlite_files(db):
+        if same_file(env_path, path):
+            raise ConfigError(f"{label} {env_path} is {what}; give the path of a .env file")
+
+
+def _refuse_foreign_writes(settings: Settings, env_path: Path | None) -> None:
+    """The lock and metrics files may be none of the files gscsync reads, nor each other."""
+    theirs = sqlite_files(settings.db)
+    if env_path is not None:
+        theirs.append((f"the env file {env_path}", env_path))
+    if settings.credentials is not None:
+        theirs.append((f"the credentials file {settings.credentials}", settings.credentials))
+    writes = [("GSCSYNC_LOCK_FILE", "lock_file", settings.lock_path, theirs)]
+    if settings.metrics_file is not None:
+        lock = (f"the lock file {settings.lock_path}", settings.lock_path)
+        metrics = settings.metrics_file
+        writes.append(("GSCSYNC_METRICS_FILE", "metrics_file", metrics, [*theirs, lock]))
+    for var, attr, target, others in writes:
+        source = settings.sources.get(attr)  # "GSCSYNC_LOCK_FILE (in .env)": name=value (in .env)
+        label = source.replace(var, f"{var}={target}") if source else f"the lock file {target}"
+        for what, path in others:
+            if same_file(target, path):
+                raise ConfigError(
+                    f"{label} is {what}; gscsync writes only files it owns: "
+                    f"set {var} to a path of its own"
+                )
 
 
 def _pick(

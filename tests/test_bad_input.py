@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import stat
 from datetime import date, timedelta
 from pathlib import Path
@@ -153,7 +154,7 @@ def test_world_readable_credentials_draw_a_warning(
 
 
 @pytest.mark.parametrize(
-    "problem", ["not-sqlite", "newer-schema", "parent-is-a-file", "is-a-directory"]
+    "problem", ["not-sqlite", "newer-schema", "parent-is-a-file", "is-a-directory", "foreign"]
 )
 def test_bad_databases(
     api_env: Path,
@@ -179,6 +180,12 @@ def test_bad_databases(
         (tmp_path / "file").write_text("x")
         path = tmp_path / "file" / "g.db"
         words = "does not exist; create it or set GSCSYNC_DB"
+    elif problem == "foreign":  # another application's SQLite file, rollback journal
+        conn = sqlite3.connect(path)
+        conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, total REAL)")
+        conn.commit()
+        conn.close()
+        words = f"database {path} belongs to another application (tables: orders;"
     else:
         path.mkdir()
         words = "is a directory"
@@ -188,6 +195,11 @@ def test_bad_databases(
     assert words in err and err.count("\n") == 1 and "Traceback" not in err
     if before is not None:
         assert digest(path) == before
+    if problem == "foreign":  # not switched to WAL, no -wal or -shm left beside it
+        assert not Path(f"{path}-wal").exists() and not Path(f"{path}-shm").exists()
+        conn = sqlite3.connect(path)
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+        conn.close()
 
 
 # -- pings, metrics, file modes ----------------------------------------------------------

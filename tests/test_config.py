@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -108,6 +111,19 @@ BAD = [
     ("GSCSYNC_BREAKER_THRESHOLD", "0", "between 1 and"),
     ("GSCSYNC_BREAKER_COOLDOWN", "x", "not a whole number"),
     ("GSCSYNC_RETENTION_DAYS", "0", "between 1 and"),
+    # every number of seconds is finite and bounded (1e308 overflowed later)
+    ("GSCSYNC_TIMEOUT", "1e308", "is too long: at most 3600 seconds (1 hour)"),
+    ("GSCSYNC_TIMEOUT", "nan", "is not a number of seconds"),
+    ("GSCSYNC_MAX_RUNTIME", "604801", "is too long: at most 604800 seconds (7 days)"),
+    ("GSCSYNC_MAX_RUNTIME", "inf", "is too long"),
+    ("GSCSYNC_QUOTA_COOLOFF", "3601", "is too long: at most 3600 seconds (1 hour)"),
+    ("GSCSYNC_QUOTA_PATIENCE", "86401", "is too long: at most 86400 seconds (1 day)"),
+    ("GSCSYNC_QUOTA_PATIENCE", "-1", "must be 0 or a positive number of seconds"),
+    # a control character inside a property (urlsplit silently drops tabs and newlines)
+    ("GSCSYNC_SITES", "https://example.com/\tshop/", "contains the control character '\\t'"),
+    ("GSCSYNC_SITES", "https://example.com/\nx/", "contains the control character '\\n'"),
+    ("GSCSYNC_SITES", "sc-domain:a.com\x7f", "contains the control character '\\x7f'"),
+    ("GSCSYNC_API_URL", "http://127.0.0.1:8765\r\n/", "contains the control character '\\r'"),
 ]
 
 
@@ -146,3 +162,122 @@ def test_unknown_flag_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> 
 def test_http_hint_for_bare_domain() -> None:
     with pytest.raises(ConfigError, match=r"sc-domain:example\.com or https://example\.com/"):
         validate_site("example.com")
+
+
+def test_numbers_of_seconds_up_to_their_bound_are_accepted() -> None:
+    s = load_settings(
+        environ={
+            "GSCSYNC_TIMEOUT": "3600",
+            "GSCSYNC_MAX_RUNTIME": "604800",
+            "GSCSYNC_QUOTA_COOLOFF": "0.5",
+            "GSCSYNC_QUOTA_PATIENCE": "0",
+        }
+    )
+    assert (s.timeout, s.max_runtime, s.quota_cooloff, s.quota_patience) == (
+        3600.0,
+        604800.0,
+        0.5,
+        0.0,
+    )
+    assert load_settings(environ={"GSCSYNC_QUOTA_PATIENCE": "86400"}).quota_patience == 86400
+
+
+@pytest.mark.parametrize(
+    "site", ["https://a.com/\u200bshop/", "sc-domain:a\u2028b.com", "https://a.com/\x00/"]
+)
+def test_invisible_and_control_characters_fail_validate_site(site: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        validate_site(site, "--site")
+    assert str(info.value).startswith("--site: ") and "control character" in str(info.value)
+    assert "\n" not in str(info.value)
+    assert validate_site(" https://a.com/\n") == "https://a.com/"  # surrounding space: trimmed
+
+
+# -- the .env file ------------------------------------------------------------------------
+
+
+def test_a_syntax_error_in_the_env_file_is_a_config_error_naming_file_and_line(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / ".env").write_text(
+        '# settings\nGSCSYNC_QPM=50\nGSCSYNC_SITES="sc-domain:a.com\nGSCSYNC_SYNC_DAYS=3\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={})
+    assert str(info.value) == (
+        "env file .env line 3 (GSCSYNC_SITES) cannot be parsed (an unterminated quote?); "
+        "fix that line"
+    )
+    other = tmp_path / "prod.env"
+    other.write_text("GSCSYNC_QPM='50\n")
+    with pytest.raises(ConfigError, match=rf"^--env-file {other} line 1 \(GSCSYNC_QPM\)"):
+        load_settings(environ={}, env_file=other)
+
+
+def test_a_broken_env_file_stops_the_cli_with_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / ".env").write_text('GSCSYNC_DB="elsewhere.db\n')
+    assert run_cli("sync") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "env file .env line 1 (GSCSYNC_DB) cannot be parsed" in err
+    assert not (tmp_path / "gscsync.db").exists()  # the run did not go on with defaults
+
+
+def fifo(tmp_path: Path) -> Path:
+    path = tmp_path / "env-fifo"
+    os.mkfifo(path)
+    return path
+
+
+def big(tmp_path: Path) -> Path:
+    path = tmp_path / "big.env"
+    path.write_text("# padding\n" * 100_001)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda t: t, "is a directory; give the path of a .env file"),
+        (fifo, "is not a regular file (a FIFO, socket or device); give the path of a .env file"),
+        (
+            lambda t: Path("/dev/zero"),
+            "is not a regular file (a FIFO, socket or device); give the path of a .env file",
+        ),
+        (big, "is 1,000,010 bytes, more than 1,000,000; give the path of a .env file"),
+    ],
+    ids=["directory", "fifo", "dev-zero", "over-1-MB"],
+)
+def test_an_env_file_must_be_a_small_regular_file_and_is_never_waited_on(
+    tmp_path: Path, make: Callable[[Path], Path], words: str
+) -> None:
+    path = make(tmp_path)
+    outcome: list[BaseException | None] = []
+
+    def load() -> None:
+        try:
+            load_settings(environ={}, env_file=path)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    reader = threading.Thread(target=load, daemon=True)
+    reader.start()
+    reader.join(10)
+    if reader.is_alive():  # blocked opening a FIFO: release it, then fail
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail(f"load_settings waited on {path}")
+    assert isinstance(outcome[0], ConfigError)
+    assert str(outcome[0]) == f"--env-file {path} {words}"
+
+
+def test_an_env_file_of_exactly_1_mb_and_one_not_utf8_are_told_apart(tmp_path: Path) -> None:
+    ok = tmp_path / "ok.env"
+    ok.write_text("GSCSYNC_QPM=7\n" + "#" * (1_000_000 - 15) + "\n")
+    assert ok.stat().st_size == 1_000_000
+    assert load_settings(environ={}, env_file=ok).qpm == 7
+    latin = tmp_path / "latin.env"
+    latin.write_bytes(b"GSCSYNC_SITES=sc-domain:caf\xe9.com\n")
+    with pytest.raises(ConfigError, match="cannot read it \\(not UTF-8 text\\)"):
+        load_settings(environ={}, env_file=latin)

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
 import sqlite3
 import stat
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from gscsync.errors import ConfigError
+from gscsync.errors import ConfigError, StorageError
 from gscsync.models import DayData, DayTask
-from gscsync.store import open_store
+from gscsync.store import open_store, open_store_readonly
 from gscsync.store.schema import migrations
 
 EXPECTED = {
@@ -135,8 +141,10 @@ def test_a_failed_write_leaves_the_day_as_it_was(tmp_path: Path) -> None:
         "CREATE TRIGGER no_x BEFORE INSERT ON search_analytics "
         "WHEN NEW.clicks = 'x' BEGIN SELECT RAISE(ABORT, 'bad row'); END"
     )
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(StorageError) as info:
         store.write_day(bad)
+    assert str(info.value) == f"database {tmp_path / 'g.db'}: bad row"
+    assert isinstance(info.value.__cause__, sqlite3.IntegrityError)
     assert store.db.execute("SELECT COUNT(*) FROM search_analytics").fetchone() == (4,)
     assert store.ledger("sc-domain:a.com", "web")["2026-01-01"].rows == 4
 
@@ -170,3 +178,205 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(ConfigError, match="newer gscsync"):
         open_store(tmp_path / "g.db")
+
+
+# -- another application's database is refused, byte for byte unchanged ------------------
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def foreign_db(path: Path, *, migration_set: str | None = None, tables: bool = True) -> Path:
+    """Another program's SQLite file, in rollback-journal mode (SQLite's default)."""
+    conn = sqlite3.connect(path)
+    if tables:
+        conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+        conn.execute("INSERT INTO notes (body) VALUES ('mine')")
+    if migration_set is not None:
+        conn.execute(
+            "CREATE TABLE _sqlite_migrations (id INTEGER PRIMARY KEY, migration_set TEXT, "
+            "name TEXT, applied_at TEXT)"
+        )
+        conn.execute(
+            "INSERT INTO _sqlite_migrations (migration_set, name, applied_at) "
+            "VALUES (?, 'm001_initial', 'x')",
+            [migration_set],
+        )
+    conn.commit()
+    conn.close()
+    return path
+
+
+@pytest.mark.parametrize(
+    ("migration_set", "tables", "shown"),
+    [(None, True, "tables: notes;"), ("llm", True, "tables: notes;"), ("llm", False, "none")],
+)
+def test_another_applications_database_is_refused_unchanged(
+    tmp_path: Path, migration_set: str | None, tables: bool, shown: str
+) -> None:
+    (tmp_path / "d").mkdir()
+    path = foreign_db(tmp_path / "d" / "app.db", migration_set=migration_set, tables=tables)
+    before = digest(path)
+    with pytest.raises(ConfigError) as info:
+        open_store(path)
+    message = str(info.value)
+    assert message.startswith(f"database {path} belongs to another application (")
+    assert shown in message and "GSCSYNC_DB" in message and "\n" not in message
+    assert digest(path) == before
+    assert [p.name for p in path.parent.iterdir()] == ["app.db"]  # no -wal, no -shm
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    conn.close()
+    with pytest.raises(ConfigError, match="belongs to another application"):
+        open_store_readonly(path)  # status refuses it too
+    assert digest(path) == before
+
+
+@pytest.mark.parametrize("kind", ["empty-file", "no-tables", "only-empty-migrations-table"])
+def test_an_empty_database_is_taken(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "g.db"
+    path.touch()
+    if kind != "empty-file":
+        conn = sqlite3.connect(path)
+        conn.execute("PRAGMA user_version = 1")  # a SQLite file with no table
+        if kind == "only-empty-migrations-table":  # a first open killed before m001 committed
+            conn.execute(
+                "CREATE TABLE _sqlite_migrations (id INTEGER PRIMARY KEY, migration_set TEXT, "
+                "name TEXT, applied_at TEXT)"
+            )
+        conn.commit()
+        conn.close()
+    db = open_store(path).db
+    assert [m.name for m in migrations.applied(db)] == ["m001_initial", "m002_breaker"]
+
+
+# -- status in a directory it may not write to --------------------------------------------
+
+
+def wal_database(directory: Path) -> Path:
+    """A gscsync database in WAL mode with one final day, closed cleanly (no -wal left)."""
+    path = directory / "g.db"
+    store = open_store(path)
+    store.write_day(day(2))
+    assert store.db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    store.close()
+    assert not Path(f"{path}-wal").exists()
+    path.chmod(0o644)
+    return path
+
+
+def read_like_status(path: Path) -> str:
+    """What ``gscsync status`` reads, as text; or the error it meets."""
+    try:
+        with open_store_readonly(path) as store:
+            coverage = store.coverage()
+            store.recent_runs()
+            store.load_breaker()
+        return f"ok {coverage[0].days_final} {coverage[0].rows}"
+    except Exception as exc:
+        return f"error {exc}"
+
+
+def plain_readonly_open(path: Path) -> str:
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn.execute("SELECT COUNT(*) FROM sync_days").fetchone()
+        conn.close()
+        return "ok"
+    except sqlite3.Error as exc:
+        return f"error {exc}"
+
+
+def run_unprivileged(fn: Callable[[], str]) -> str:
+    """``fn()`` where directory permissions hold: here if not root, else in a forked child
+    that has become ``nobody`` (root ignores a directory's mode)."""
+    if os.geteuid() != 0:
+        return fn()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.close(read)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            os.write(write, fn().encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as fh:
+        out = fh.read().decode()
+    os.waitpid(pid, 0)
+    return out
+
+
+@pytest.fixture
+def readonly_dir() -> Iterator[Path]:
+    """A directory others can enter (tmp_path's parents are private to root), made 0555."""
+    directory = Path(tempfile.mkdtemp(prefix="gscsync-ro-"))
+    directory.chmod(0o755)
+    try:
+        yield directory
+    finally:
+        directory.chmod(0o755)
+        shutil.rmtree(directory)
+
+
+def test_status_reads_a_wal_database_in_a_read_only_directory(readonly_dir: Path) -> None:
+    path = wal_database(readonly_dir)
+    before = digest(path)
+    readonly_dir.chmod(0o555)
+    # the failure this guards against is real here: SQLite's own read-only open fails
+    assert run_unprivileged(lambda: plain_readonly_open(path)) == (
+        "error attempt to write a readonly database"
+    )
+    assert run_unprivileged(lambda: read_like_status(path)) == "ok 1 2"
+    assert digest(path) == before
+    assert sorted(p.name for p in readonly_dir.iterdir()) == ["g.db"]
+
+
+def test_a_read_only_directory_with_a_wal_file_is_refused_not_misread(
+    readonly_dir: Path,
+) -> None:
+    path = wal_database(readonly_dir)
+    keep = sqlite3.connect(path)  # a writer that has not checkpointed: the -wal holds data
+    keep.execute("PRAGMA wal_autocheckpoint = 0")
+    keep.execute("UPDATE sync_days SET rows = 7")
+    keep.commit()
+    shutil.copy(f"{path}-wal", readonly_dir / "saved-wal")
+    keep.close()  # checkpoints and removes the -wal: put the unmerged one back
+    shutil.copy(readonly_dir / "saved-wal", f"{path}-wal")
+    os.chmod(f"{path}-wal", 0o644)
+    readonly_dir.chmod(0o555)
+    out = run_unprivileged(lambda: read_like_status(path))
+    assert out.startswith(f"error database {path} cannot be read") and "-wal" in out
+
+
+def test_the_immutable_fallback_is_taken_when_the_first_open_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same code path as above, forced: wherever permissions cannot be made to bite."""
+    path = wal_database(tmp_path)
+    sqlite3.connect(tmp_path / "other.db").close()
+    readonly = sqlite3.connect(f"file:{tmp_path / 'other.db'}?mode=ro", uri=True)
+    with pytest.raises(sqlite3.OperationalError) as real:
+        readonly.execute("CREATE TABLE t (x)")  # a genuine SQLITE_READONLY error object
+    readonly.close()
+    uris: list[str] = []
+    connect = sqlite3.connect
+
+    def first_open_fails(database: str, **kwargs: Any) -> sqlite3.Connection:
+        uri = database
+        uris.append(uri)
+        if "immutable=1" not in uri:
+            raise real.value
+        return connect(uri, **kwargs)
+
+    monkeypatch.setattr(sqlite3, "connect", first_open_fails)
+    assert read_like_status(path) == "ok 1 2"
+    assert uris == [f"file:{path}?mode=ro", f"file:{path}?mode=ro&immutable=1"]
+    Path(f"{path}-wal").write_bytes(b"")  # with a -wal file, immutable could misread
+    uris.clear()
+    assert read_like_status(path).startswith(f"error database {path} cannot be read")
+    assert uris == [f"file:{path}?mode=ro"]

@@ -20,17 +20,14 @@ from gscsync.models import (
     RunRecord,
     RunStatus,
 )
-from gscsync.store.sqlite import (
-    SqliteStore,
-    check_db_path,
-    memory_store,
-    open_store,
-    open_store_readonly,
-)
+from gscsync.store.schema import check_db_path
+from gscsync.store.sqlite import SqliteStore, memory_store, open_store, open_store_readonly
 
 
 class Store(Protocol):
-    """What the core needs from storage. Writes come from one thread, the writer."""
+    """What the core needs from storage. Writes come from one thread, the writer. A write
+    the storage refuses (locked past its timeout, disk full) raises
+    :class:`gscsync.errors.StorageError` after rolling back: nothing is half-written."""
 
     def close(self) -> None: ...
 

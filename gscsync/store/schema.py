@@ -1,13 +1,28 @@
-"""The schema, as versioned migrations (sqlite-utils ``Migrations``)."""
+"""The schema, as versioned migrations (sqlite-utils ``Migrations``), and the file it lives
+in: which files gscsync accepts as its database, and opening them.
+
+gscsync writes only a file that is new, empty, or already a gscsync database: a database
+of another application (tables, and no gscsync migration) or of a newer gscsync is
+refused before anything is written (not even the switch to WAL), so it stays byte for
+byte what it was.
+"""
 
 from __future__ import annotations
 
+import os
+import sqlite3
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from gscsync.errors import ConfigError
+from gscsync.files import create_private
+
 DIMENSION_PK = ("site_url", "search_type", "date")
+SQLITE_MAGIC = b"SQLite format 3\x00"
 
 migrations = Migrations("gscsync")
 
@@ -93,3 +108,150 @@ def m002_breaker(db: Database) -> None:
 
 # The names this gscsync knows: a database recording any other was written by a newer one.
 KNOWN_MIGRATIONS = frozenset(f.__name__ for f in (m001_initial, m002_breaker))
+
+
+def check_db_path(path: Path) -> None:
+    """Refuse a database path that cannot work, before anything is created."""
+    if path.is_dir():
+        raise ConfigError(f"database path {path} is a directory; set GSCSYNC_DB to a file path")
+    if not path.parent.is_dir():
+        raise ConfigError(
+            f"database directory {path.parent} does not exist; create it or set GSCSYNC_DB "
+            "elsewhere"
+        )
+    if path.exists():
+        check_sqlite_file(path)
+
+
+def open_database(path: Path, *, checked: bool, busy_timeout_ms: int) -> Database:
+    """Open (creating if needed) and migrate the database, or raise ConfigError.
+
+    ``checked``: the caller already ran :func:`check_db_path` (before taking the lock).
+    """
+    if not checked:
+        check_db_path(path)
+    if not path.exists():
+        try:
+            create_private(path)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot create the database {path} ({exc.strerror}); choose a writable GSCSYNC_DB"
+            ) from None
+    if not os.access(path, os.R_OK | os.W_OK) or not os.access(path.parent, os.W_OK):
+        raise ConfigError(
+            f"database {path} (or its directory) is not writable; fix its permissions "
+            "or set GSCSYNC_DB elsewhere"
+        )
+    try:
+        db = Database(path, execute_plugins=False)
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(f"database {path} cannot be used: {exc}") from None
+    try:
+        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        refuse_foreign_or_newer(db, path)  # reads only: before anything is written
+        db.enable_wal()
+        db.execute("PRAGMA synchronous = NORMAL")
+        migrations.apply(db)
+    except BaseException as exc:
+        db.close()
+        if isinstance(exc, sqlite3.DatabaseError):
+            raise ConfigError(f"database {path} cannot be used: {exc}") from None
+        raise
+    return db
+
+
+def open_database_readonly(path: Path, *, busy_timeout_ms: int) -> Database:
+    """Open an existing database for reading only (``status``): no lock, no writes.
+
+    In a directory gscsync may not write to, SQLite cannot create the ``-shm`` file a WAL
+    database needs; the database is then read as ``immutable``, which is exact as long as
+    no ``-wal`` file holds changes not yet in it (with one, it is refused)."""
+    if not path.is_file():
+        raise ConfigError(f"database {path} does not exist; run `gscsync sync` first")
+    check_sqlite_file(path)
+    uri = f"file:{quote(os.fsdecode(path))}?mode=ro"
+    try:
+        try:
+            db = _connect_readonly(uri, busy_timeout_ms)
+        except sqlite3.OperationalError as exc:
+            if sqlite_code(exc) not in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN):
+                raise
+            if Path(f"{path}-wal").exists():
+                raise ConfigError(
+                    f"database {path} cannot be read: its directory is not writable and its "
+                    "-wal file holds changes; open it once where it is writable"
+                ) from None
+            db = _connect_readonly(f"{uri}&immutable=1", busy_timeout_ms)
+        try:
+            refuse_foreign_or_newer(db, path)
+            if migrations.pending(db):
+                raise ConfigError(
+                    f"database {path} has an older schema; run `gscsync sync` or "
+                    "`gscsync check` once to upgrade it"
+                )
+        except BaseException:
+            db.close()
+            raise
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(f"database {path} cannot be read: {exc}") from None
+    return db
+
+
+def _connect_readonly(uri: str, timeout_ms: int) -> Database:
+    """A read-only connection that has read the schema (where a read-only directory fails)."""
+    conn = sqlite3.connect(uri, uri=True)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout_ms)}")
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    except BaseException:
+        conn.close()
+        raise
+    return Database(conn, execute_plugins=False)
+
+
+def check_sqlite_file(path: Path) -> None:
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(len(SQLITE_MAGIC))
+    except OSError as exc:
+        raise ConfigError(f"database {path} cannot be read ({exc.strerror})") from None
+    if head and head != SQLITE_MAGIC:
+        raise ConfigError(
+            f"{path} is not a SQLite database; point GSCSYNC_DB at a new or gscsync file"
+        )
+
+
+def sqlite_code(exc: BaseException) -> int | None:
+    """The primary SQLite result code of an error (SQLITE_BUSY...), if it has one."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else None
+
+
+def refuse_foreign_or_newer(db: Database, path: Path) -> None:
+    """ConfigError for a database gscsync must not write: another application's (it has
+    tables, or another migration set, and no gscsync migration) or a newer gscsync's.
+    Reads only, so a refused file stays byte for byte what it was."""
+    sets: set[str] = set()
+    if db.table(migrations.migrations_table).exists():
+        rows = db.execute(f"SELECT DISTINCT migration_set FROM {migrations.migrations_table}")
+        sets = {str(row[0]) for row in rows.fetchall()}
+    if migrations.name not in sets:
+        names = db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+            "AND name != ? ORDER BY name",
+            [migrations.migrations_table],
+        ).fetchall()
+        tables = [str(row[0]) for row in names]
+        if tables or sets:
+            shown = ", ".join(tables[:3]) + (", ..." if len(tables) > 3 else "")
+            raise ConfigError(
+                f"database {path} belongs to another application (tables: {shown or 'none'}; "
+                "no gscsync schema); gscsync leaves it untouched: set GSCSYNC_DB to a new file"
+            )
+        return
+    unknown = [m.name for m in migrations.applied(db) if m.name not in KNOWN_MIGRATIONS]
+    if unknown:
+        raise ConfigError(
+            f"database {path} was written by a newer gscsync (migration {unknown[-1]}); "
+            "upgrade gscsync to use it"
+        )

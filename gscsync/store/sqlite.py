@@ -1,24 +1,31 @@
-"""The SQLite store: versioned schema, one writer, atomic days, the ledger, status reads.
+"""The SQLite store: one writer, atomic days, the ledger, status reads (the schema, and
+which files are opened as the database, are in :mod:`gscsync.store.schema`).
 
 The database runs in WAL mode so readers (sqlite3, Datasette, dashboards) can query
-while a sync writes; ``busy_timeout`` makes a writer wait for a reader instead of failing.
+while a sync writes; ``busy_timeout`` makes a writer wait for another writer instead of
+failing at once. Every method turns what SQLite or the disk refuses (still locked after
+the timeout, disk full, I/O error) into one :class:`StorageError` line, after rolling its
+transaction back: a day is written whole or not at all.
 This package is the only place that imports ``sqlite3`` or ``sqlite_utils``.
 """
 
 from __future__ import annotations
 
+import errno
+import functools
 import os
 import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlite_utils import Database
 
 from gscsync import __version__
 from gscsync.dates import days
-from gscsync.errors import ConfigError
-from gscsync.files import create_private
+from gscsync.errors import StorageError
 from gscsync.models import (
     BreakerState,
     Coverage,
@@ -30,10 +37,15 @@ from gscsync.models import (
     RunRecord,
     RunStatus,
 )
-from gscsync.store.schema import KNOWN_MIGRATIONS, migrations
+from gscsync.store.schema import (
+    migrations,
+    open_database,
+    open_database_readonly,
+    sqlite_code,
+)
 
+# How long a write waits for another writer's transaction before it fails; tests lower it.
 BUSY_TIMEOUT_MS = 30_000
-SQLITE_MAGIC = b"SQLite format 3\x00"
 RUN_COLUMNS = (
     "id, command, started_at, finished_at, status, days_ok, days_failed, rows_written, "
     "requests, error, pid, version"
@@ -45,105 +57,79 @@ def utcnow() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
-def check_db_path(path: Path) -> None:
-    """Refuse a database path that cannot work, before anything is created."""
-    if path.is_dir():
-        raise ConfigError(f"database path {path} is a directory; set GSCSYNC_DB to a file path")
-    if not path.parent.is_dir():
-        raise ConfigError(
-            f"database directory {path.parent} does not exist; create it or set GSCSYNC_DB "
-            "elsewhere"
-        )
-    if path.exists():
-        _check_sqlite_file(path)
-
-
-def open_store(path: Path, *, checked: bool = False) -> SqliteStore:
+def open_store(
+    path: Path, *, checked: bool = False, busy_timeout_ms: int | None = None
+) -> SqliteStore:
     """Open (creating if needed) and migrate the database, or raise ConfigError.
 
-    ``checked``: the caller already ran :func:`check_db_path` (before taking the lock).
+    ``checked``: the caller already ran ``check_db_path`` (before taking the lock). A
+    database of another application (tables, no gscsync migration) is refused unchanged.
+    ``busy_timeout_ms``: how long a write waits for another writer (``BUSY_TIMEOUT_MS``).
     """
-    path = Path(path)
-    if not checked:
-        check_db_path(path)
-    if not path.exists():
-        try:
-            create_private(path)
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot create the database {path} ({exc.strerror}); choose a writable GSCSYNC_DB"
-            ) from None
-    if not os.access(path, os.R_OK | os.W_OK) or not os.access(path.parent, os.W_OK):
-        raise ConfigError(
-            f"database {path} (or its directory) is not writable; fix its permissions "
-            "or set GSCSYNC_DB elsewhere"
-        )
-    try:
-        db = Database(path, execute_plugins=False)
-        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        db.enable_wal()
-        db.execute("PRAGMA synchronous = NORMAL")
-        _refuse_newer_schema(db, path)
-        migrations.apply(db)
-    except sqlite3.DatabaseError as exc:
-        raise ConfigError(f"database {path} cannot be used: {exc}") from None
-    return SqliteStore(db)
+    timeout = BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms
+    db = open_database(Path(path), checked=checked, busy_timeout_ms=timeout)
+    return SqliteStore(db, str(path), timeout)
+
+
+def open_store_readonly(path: Path, *, busy_timeout_ms: int | None = None) -> SqliteStore:
+    """Open an existing database for reading only (``status``): no lock, no writes; also
+    in a directory gscsync may not write to."""
+    timeout = BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms
+    db = open_database_readonly(Path(path), busy_timeout_ms=timeout)
+    return SqliteStore(db, str(path), timeout)
 
 
 def memory_store() -> SqliteStore:
     """A migrated, empty in-memory store (plans for a database not created yet)."""
     db = Database(memory=True, execute_plugins=False)
     migrations.apply(db)
-    return SqliteStore(db)
+    return SqliteStore(db, ":memory:")
 
 
-def open_store_readonly(path: Path) -> SqliteStore:
-    """Open an existing database for reading only (``status``): no lock, no writes."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"database {path} does not exist; run `gscsync sync` first")
-    _check_sqlite_file(path)
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        db = Database(conn, execute_plugins=False)
-        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        _refuse_newer_schema(db, path)
-        if migrations.pending(db):
-            raise ConfigError(
-                f"database {path} has an older schema; run `gscsync sync` or `gscsync check` "
-                "once to upgrade it"
-            )
-    except sqlite3.DatabaseError as exc:
-        raise ConfigError(f"database {path} cannot be read: {exc}") from None
-    return SqliteStore(db)
-
-
-def _check_sqlite_file(path: Path) -> None:
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(len(SQLITE_MAGIC))
-    except OSError as exc:
-        raise ConfigError(f"database {path} cannot be read ({exc.strerror})") from None
-    if head and head != SQLITE_MAGIC:
-        raise ConfigError(
-            f"{path} is not a SQLite database; point GSCSYNC_DB at a new or gscsync file"
+def storage_error(exc: BaseException, path: str, busy_timeout_ms: int) -> StorageError:
+    """One line for what SQLite or the disk refused."""
+    code = sqlite_code(exc)
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return StorageError(
+            f"database is locked by another writer ({path}); waited {busy_timeout_ms / 1000:g} s "
+            "for it: end the other program's write transaction and run again"
         )
+    if code == sqlite3.SQLITE_FULL or getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+        return StorageError(f"disk full at {path}: free some space and run again")
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    return StorageError(f"database {path}: {reason}")
 
 
-def _refuse_newer_schema(db: Database, path: Path) -> None:
-    unknown = [m.name for m in migrations.applied(db) if m.name not in KNOWN_MIGRATIONS]
-    if unknown:
-        raise ConfigError(
-            f"database {path} was written by a newer gscsync (migration {unknown[-1]}); "
-            "upgrade gscsync to use it"
-        )
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _guarded(
+    method: Callable[Concatenate[SqliteStore, _P], _R],
+) -> Callable[Concatenate[SqliteStore, _P], _R]:
+    """Roll back and raise StorageError when SQLite or the disk refuses (a bug, a
+    ``ProgrammingError``, stays what it is)."""
+
+    @functools.wraps(method)
+    def guarded(self: SqliteStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.DatabaseError, OSError) as exc:
+            if isinstance(exc, sqlite3.ProgrammingError):
+                raise
+            self._rollback()
+            raise storage_error(exc, self.path, self.busy_timeout_ms) from exc
+
+    return guarded
 
 
 class SqliteStore:
     """The :class:`gscsync.store.Store` on SQLite. Writes come from one thread: the writer."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, path: str, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
         self.db = db
+        self.path = path  # for messages
+        self.busy_timeout_ms = busy_timeout_ms
 
     def close(self) -> None:
         self.db.close()
@@ -154,8 +140,28 @@ class SqliteStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction; ``IMMEDIATE`` takes the write lock (waiting up to the busy
+        timeout) before anything is done, so a write never fails halfway for a lock."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self.db.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _rollback(self) -> None:
+        try:
+            if self.db.conn.in_transaction:
+                self.db.conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # SQLite rolls back an interrupted transaction itself
+
     # -- the ledger and the days --------------------------------------------------------
 
+    @_guarded
     def ledger(self, site_url: str, search_type: str) -> dict[str, LedgerDay]:
         """The ledger of one site and search type, by date."""
         cursor = self.db.execute(
@@ -165,11 +171,12 @@ class SqliteStore:
         )
         return {r[0]: LedgerDay(r[0], r[1], r[2] or 0, r[3] or 0, r[4]) for r in cursor.fetchall()}
 
+    @_guarded
     def write_day(self, data: DayData) -> None:
         """Replace one day's rows, totals, appearances and ledger row in one transaction."""
         t = data.task
         key = (t.site_url, t.search_type, t.date)
-        with self.db.atomic():
+        with self._transaction():
             for table in ("search_analytics", "search_appearance"):
                 self.db.execute(
                     f"DELETE FROM {table} WHERE site_url = ? AND search_type = ? AND date = ?",
@@ -193,6 +200,7 @@ class SqliteStore:
             )
             self._ledger_upsert(key, data.status, len(data.rows), int(data.truncated), None)
 
+    @_guarded
     def final_rows(self, task: DayTask) -> int:
         """How many detail rows the day holds if it is stored final (else 0)."""
         row = self.db.execute(
@@ -202,10 +210,11 @@ class SqliteStore:
         ).fetchone()
         return int(row[0] or 0) if row else 0
 
+    @_guarded
     def mark_failed(self, task: DayTask, error: str) -> None:
         """Record a failed attempt; the day's stored rows (if any) stay as they were."""
         key = (task.site_url, task.search_type, task.date)
-        with self.db.atomic():
+        with self._transaction():
             self._ledger_upsert(key, "failed", None, None, error[:1000])
 
     def _ledger_upsert(
@@ -228,22 +237,25 @@ class SqliteStore:
 
     # -- runs ---------------------------------------------------------------------------
 
+    @_guarded
     def start_run(self, command: str) -> int:
         """Open a ``runs`` row; returns its id. Call it holding the lock: any row still
         ``running`` then belongs to a process that died (kill -9, power loss)."""
-        self.db.execute(
-            "UPDATE runs SET status = 'interrupted', finished_at = ?, "
-            "error = 'the process ended before finishing (killed or crashed)' "
-            "WHERE status = 'running'",
-            [utcnow()],
-        )
-        cursor = self.db.execute(
-            "INSERT INTO runs (command, started_at, status, days_ok, days_failed, "
-            "rows_written, requests, pid, version) VALUES (?, ?, 'running', 0, 0, 0, 0, ?, ?)",
-            [command, utcnow(), os.getpid(), __version__],
-        )
+        with self._transaction():
+            self.db.execute(
+                "UPDATE runs SET status = 'interrupted', finished_at = ?, "
+                "error = 'the process ended before finishing (killed or crashed)' "
+                "WHERE status = 'running'",
+                [utcnow()],
+            )
+            cursor = self.db.execute(
+                "INSERT INTO runs (command, started_at, status, days_ok, days_failed, "
+                "rows_written, requests, pid, version) VALUES (?, ?, 'running', 0, 0, 0, 0, ?, ?)",
+                [command, utcnow(), os.getpid(), __version__],
+            )
         return int(cursor.lastrowid or 0)
 
+    @_guarded
     def finish_run(
         self, run_id: int, status: RunStatus, counts: RunCounts, error: str | None
     ) -> None:
@@ -254,12 +266,14 @@ class SqliteStore:
             [utcnow(), status, error, *counts, run_id],
         )
 
+    @_guarded
     def prune_runs(self, retention_days: int) -> int:
         """Delete runs that started more than ``retention_days`` ago."""
         cutoff = (datetime.now(UTC) - timedelta(days=retention_days)).isoformat()
         cursor = self.db.execute("DELETE FROM runs WHERE started_at < ?", [cutoff])
         return cursor.rowcount
 
+    @_guarded
     def recent_runs(self, limit: int = 5, command: str | None = None) -> list[RunRecord]:
         """The newest runs (of ``command`` only, if given), newest first."""
         where = "WHERE command = ?" if command else ""
@@ -271,6 +285,7 @@ class SqliteStore:
 
     # -- the circuit breaker ------------------------------------------------------------
 
+    @_guarded
     def load_breaker(self) -> BreakerState:
         """The persisted breaker state (closed when none was saved)."""
         row = self.db.execute(
@@ -280,6 +295,7 @@ class SqliteStore:
             return BreakerState()
         return BreakerState(row[0], row[1] or 0, row[2], row[3] or 0, row[4])
 
+    @_guarded
     def save_breaker(self, state: BreakerState) -> None:
         """Persist the breaker state."""
         self.db.execute(
@@ -290,6 +306,7 @@ class SqliteStore:
 
     # -- coverage -----------------------------------------------------------------------
 
+    @_guarded
     def newest_final_days(self) -> dict[tuple[str, str], str]:
         """The newest final day per (site, search type): one pass over the ledger."""
         cursor = self.db.execute(
@@ -298,6 +315,7 @@ class SqliteStore:
         )
         return {(site, stype): day for site, stype, day in cursor.fetchall()}
 
+    @_guarded
     def coverage(self) -> list[Coverage]:
         """Coverage of every site × search type in the ledger."""
         pairs = self.db.execute(
