@@ -28,7 +28,7 @@ from gscsync.errors import (
 )
 from gscsync.fetch import resolve_sites
 from gscsync.lock import hold_lock
-from gscsync.logs import register_secret, scrub
+from gscsync.logs import scrub
 from gscsync.models import (
     Check,
     DayStatus,
@@ -116,8 +116,6 @@ def _fetching_run(
     started = time.monotonic()
     today = today or pacific_today()
     credentials = load_credentials(settings.credentials)  # bad file: exit 2, DB untouched
-    for secret in ("refresh_token", "client_secret", "token", "rapt_token"):
-        register_secret(getattr(credentials, secret, None))
     check_db_path(settings.db)
     with hold_lock(settings.lock_path), open_store(settings.db, checked=True) as store:
         try:
@@ -139,7 +137,9 @@ def _fetching_run(
         try:
             breaker.admit_run()
             ping(settings.healthcheck_url, "start")
-            with open_client(settings, credentials, breaker) as client:
+            with open_client(
+                settings, credentials, breaker, stop=stop, deadline=deadline
+            ) as client:
                 sites = call_abandonable(
                     lambda: resolve_sites(settings.sites, client), stop, deadline, report
                 )

@@ -23,7 +23,7 @@ from datetime import date
 from typing import Any, TypeVar
 
 from gscsync.api.breaker import Breaker
-from gscsync.api.client import GscClient
+from gscsync.api.client import ClientClosed, GscClient
 from gscsync.errors import (
     AccessRefused,
     ApiError,
@@ -88,7 +88,11 @@ def call_abandonable(
                 continue
             log.warning("stopping (%s) before the work began", report.stopped)
             return None
-        result: T = fut.result()
+        try:
+            result: T = fut.result()
+        except ClientClosed:  # the client saw the stop or the deadline first
+            report.stopped = "signal" if stop.is_set() else "deadline"
+            return None
         return result
 
 
@@ -363,6 +367,8 @@ class Engine:
             raise AuthError(f"the API refused the access token: {exc}") from None
         if isinstance(exc, AccessRefused):
             raise exc  # not this site's problem: every request would get the same answer
+        if isinstance(exc, ClientClosed):  # stopped or past the deadline: stays pending
+            return True
         if isinstance(exc, Tripped):
             self.report.stopped = self.report.stopped or "breaker"
             return True

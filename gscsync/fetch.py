@@ -1,18 +1,23 @@
 """The requests for one job: which sites, the finality probe, and one day's fetch.
 
-Each function asks the API through a :class:`GscClient` and turns its answer into the
-plain data of :mod:`gscsync.models`. What each search type allows comes from the one
-table, :data:`gscsync.models.SEARCH_TYPES`.
+Each function asks the API through a :class:`GscClient`, whose answers arrive checked
+against their request by :mod:`gscsync.api.answers` (a row that breaks the contract is a
+BadResponse, never a stored row), and turns them into the plain data of
+:mod:`gscsync.models`. What each search type allows comes from the one table,
+:data:`gscsync.models.SEARCH_TYPES`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import cache
 from typing import Any
 
-from gscsync.api.client import GscClient, first_incomplete_date
+from gscsync.api.answers import ApiRow, first_incomplete_date, iso_day, one_line
+from gscsync.api.client import GscClient
 from gscsync.errors import NoAccessibleSite
 from gscsync.models import (
     DETAIL_DIMENSIONS,
@@ -26,6 +31,8 @@ from gscsync.models import (
 from gscsync.planner import Finality, finality
 
 DAILY_ROW_CAP = 50_000
+
+log = logging.getLogger("gscsync")
 
 
 def dimensions_for(search_type: str) -> list[str]:
@@ -54,44 +61,51 @@ def resolve_sites(configured: Sequence[str], client: GscClient) -> list[str]:
     return sites
 
 
-def to_detail(row: dict[str, Any], dims: Sequence[str]) -> tuple[tuple[str, ...], DetailRow]:
-    """An API row as (key, detail row); dimensions not requested are ``''``."""
-    keys = dict(zip(dims, row.get("keys") or [], strict=False))
-    query, page, country, device = (str(keys.get(d, "")) for d in DETAIL_DIMENSIONS[1:])
-    return (query, page, country, device), DetailRow(query, page, country, device, *_metrics(row))
+@cache
+def _detail_positions(dims: tuple[str, ...]) -> tuple[int, int, int, int]:
+    """Where query, page, country and device are among ``dims`` (-1: not requested)."""
+    at = {d: i for i, d in enumerate(dims)}
+    q, p, c, d = (at.get(name, -1) for name in DETAIL_DIMENSIONS[1:])
+    return q, p, c, d
 
 
-def _metrics(row: dict[str, Any]) -> Totals:
-    position = row.get("position")
-    return Totals(
-        int(row.get("clicks") or 0),
-        int(row.get("impressions") or 0),
-        float(row.get("ctr") or 0.0),
-        float(position) if position is not None else None,
+def to_detail(row: ApiRow, dims: Sequence[str]) -> tuple[tuple[str, ...], DetailRow]:
+    """A checked API row as (key, detail row); dimensions not requested are ``''``."""
+    q, p, c, d = _detail_positions(dims if isinstance(dims, tuple) else tuple(dims))
+    k = row.keys
+    key = (
+        k[q] if q >= 0 else "",
+        k[p] if p >= 0 else "",
+        k[c] if c >= 0 else "",
+        k[d] if d >= 0 else "",
     )
+    return key, DetailRow(*key, row.clicks, row.impressions, row.ctr, row.position)
+
+
+def _metrics(row: ApiRow) -> Totals:
+    return Totals(row.clicks, row.impressions, row.ctr, row.position)
 
 
 def _date_totals(
     client: GscClient, site_url: str, body: dict[str, Any], start: date, end: date
 ) -> tuple[dict[str, Totals], dict[str, Any]]:
-    """Totals by date of one date-grouped request, and its metadata."""
+    """Totals by date of one date-grouped request (its date keys checked to be days of the
+    range), and its metadata."""
     span = (end - start).days + 1
     result = client.query(site_url, body, complete=lambda n: n >= span)
-    totals: dict[str, Totals] = {}
-    for row in result.rows:
-        keys = row.get("keys") or []
-        if keys:
-            totals[str(keys[0])[:10]] = _metrics(row)
+    totals = {row.keys[0]: _metrics(row) for row in result.rows}
     return totals, result.metadata
 
 
 def read_marker(metadata: dict[str, Any], today: date) -> date | None:
-    """The freshness marker, if present and believable (a date no later than tomorrow)."""
-    marker = first_incomplete_date(metadata)
-    try:
-        day = date.fromisoformat(marker) if marker else None
-    except ValueError:
-        return None
+    """The freshness marker, if present and believable: exactly ``YYYY-MM-DD``, a real day,
+    no later than tomorrow. Anything else is as good as absent (the caller then asks
+    ``dataState: final``), never read leniently: a misread marker would make fresh days
+    final."""
+    raw = first_incomplete_date(metadata)
+    day = iso_day(raw)
+    if raw is not None and day is None:
+        log.warning("ignoring a freshness marker that is not a date (%s)", one_line(repr(raw), 40))
     return day if day is not None and day <= today + timedelta(days=1) else None
 
 
@@ -129,18 +143,18 @@ def fetch_day(client: GscClient, task: DayTask, totals: Totals) -> DayData:
         "type": task.search_type,
         "dataState": "all" if task.fresh else "final",
     }
-    dims = dimensions_for(task.search_type)
+    dims = tuple(SEARCH_TYPES[task.search_type].dimensions)
     rows: dict[tuple[str, ...], DetailRow] = {}
     served = 0
-    for page in client.pages(task.site_url, {**base, "dimensions": dims}, cap=DAILY_ROW_CAP):
-        for api_row in page.get("rows", []):  # reduced page by page: the JSON goes at once
+    for page in client.pages(task.site_url, {**base, "dimensions": list(dims)}, cap=DAILY_ROW_CAP):
+        for api_row in page.rows:  # reduced page by page: the JSON goes at once
             key, row = to_detail(api_row, dims)
             rows[key] = row  # ties across pages can repeat a row: keep one
-        served += len(page.get("rows", []))
+        served += len(page.rows)
     appearance: dict[str, AppearanceRow] = {}
     for api_row in client.query(task.site_url, {**base, "dimensions": ["searchAppearance"]}).rows:
-        name = str((api_row.get("keys") or [""])[0])
-        appearance[name] = AppearanceRow(name, *_metrics(api_row))
+        name = api_row.keys[0]
+        appearance[name] = AppearanceRow(name, *api_row[1:])
     return DayData(
         task=task,
         rows=list(rows.values()),

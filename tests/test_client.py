@@ -8,6 +8,7 @@ import httpx
 import pytest
 from pytest_httpx import HTTPXMock
 
+from gscsync.api.answers import parse_query
 from gscsync.api.client import ROW_LIMIT, GscClient, encode_site, error_from_response
 from gscsync.errors import (
     ApiError,
@@ -23,6 +24,7 @@ from gscsync.fetch import to_detail
 from tests.fakes import error
 
 API = "https://gsc.test"
+BY_QUERY = {"dimensions": ["query"]}
 
 
 def rows(n: int, offset: int = 0) -> list[dict[str, object]]:
@@ -44,7 +46,7 @@ def test_paging_goes_past_a_short_page_until_an_empty_one(
     httpx_mock.add_response(json={"rows": rows(7, ROW_LIMIT)})  # short, mid-stream
     httpx_mock.add_response(json={"rows": rows(ROW_LIMIT, ROW_LIMIT + 7)})
     httpx_mock.add_response(json={"responseAggregationType": "byPage"})  # 0 rows: the end
-    result = client.query("sc-domain:example.com", {"startDate": "2026-01-01"})
+    result = client.query("sc-domain:example.com", {"startDate": "2026-01-01", **BY_QUERY})
     assert len(result.rows) == 2 * ROW_LIMIT + 7 and result.pages == 3
     starts = [json.loads(r.content)["startRow"] for r in httpx_mock.get_requests()]
     assert starts == [0, ROW_LIMIT, ROW_LIMIT + 7, 2 * ROW_LIMIT + 7]
@@ -56,7 +58,7 @@ def test_paging_stops_at_the_daily_cap_without_asking_for_an_empty_page(
 ) -> None:
     httpx_mock.add_response(json={"rows": rows(ROW_LIMIT)})
     httpx_mock.add_response(json={"rows": rows(ROW_LIMIT, ROW_LIMIT)})
-    pages = list(client.pages("sc-domain:example.com", {}, cap=2 * ROW_LIMIT))
+    pages = list(client.pages("sc-domain:example.com", BY_QUERY, cap=2 * ROW_LIMIT))
     assert len(pages) == 2 and len(httpx_mock.get_requests()) == 2
 
 
@@ -64,7 +66,7 @@ def test_paging_stops_when_the_caller_knows_every_row_is_in(
     httpx_mock: HTTPXMock, client: GscClient
 ) -> None:
     httpx_mock.add_response(json={"rows": rows(30)})  # e.g. a date-grouped month: 30 days
-    result = client.query("sc-domain:example.com", {}, complete=lambda n: n >= 30)
+    result = client.query("sc-domain:example.com", BY_QUERY, complete=lambda n: n >= 30)
     assert len(result.rows) == 30 and len(httpx_mock.get_requests()) == 1
 
 
@@ -212,9 +214,9 @@ def test_sites_list_without_entries_is_empty(httpx_mock: HTTPXMock, client: GscC
 
 
 def test_rows_without_position_store_null_and_missing_dimensions_empty() -> None:
-    key, row = to_detail(
-        {"keys": ["2026-01-01", "https://ex/p", "fra"], "clicks": 3, "impressions": 9, "ctr": 0.3},
-        ["date", "page", "country"],
-    )
+    dims = ["date", "page", "country"]
+    api_row = {"keys": ["2026-01-01", "https://ex/p", "fra"], "clicks": 3, "impressions": 9}
+    (checked,) = parse_query({"rows": [{**api_row, "ctr": 0.3}]}, {"dimensions": dims}).rows
+    key, row = to_detail(checked, dims)
     assert key == ("", "https://ex/p", "fra", "")
     assert row == ("", "https://ex/p", "fra", "", 3, 9, 0.3, None)

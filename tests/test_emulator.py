@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from datetime import timedelta
 from typing import Any
@@ -363,3 +364,100 @@ def test_unparseable_request_body_is_a_400(served: Any) -> None:
     _, client = served
     r = client.post(query_url(), content=b"{", headers={"Content-Type": "application/json"})
     assert r.status_code == 400 and json.loads(r.content)["error"]["code"] == 400
+
+
+# -- hostile answers (gscsync.emulator.faults) --------------------------------------------
+DIMS = ["date", "query", "page", "country", "device"]
+
+
+def detail(server: Any, day: str | None = None) -> dict[str, Any]:
+    day = day or server.emulator.final_through().isoformat()
+    return {"startDate": day, "endDate": day, "dimensions": DIMS}
+
+
+@pytest.mark.parametrize(
+    ("kind", "check"),
+    [
+        ("nan", lambda r, ok: math.isnan(r[0]["clicks"])),
+        ("infinity", lambda r, ok: r[0]["impressions"] == math.inf),
+        ("string_number", lambda r, ok: r[0]["clicks"] == "12abc"),
+        ("huge", lambda r, ok: r[0]["impressions"] == 2**63),
+        ("keys_not_list", lambda r, ok: r[0]["keys"] == ",".join(ok[0]["keys"])),
+        ("short_keys", lambda r, ok: r[0]["keys"] == ok[0]["keys"][:-1]),
+        ("no_keys", lambda r, ok: "keys" not in r[0] and "keys" in r[1]),
+        (
+            "wrong_date",
+            lambda r, ok: (
+                len(r) == len(ok) + 1
+                and r[-1]["keys"][1:] == ok[0]["keys"][1:]
+                and r[-1]["keys"][0] < ok[0]["keys"][0]
+            ),
+        ),
+    ],
+)
+def test_bad_rows_break_the_first_row_of_the_answers_for_the_bad_day(
+    served: Any, kind: str, check: Any
+) -> None:
+    server, client = served
+    bad = server.emulator.final_through()
+    good_day = (bad - timedelta(days=1)).isoformat()
+    clean = client.post(query_url(), json=detail(server)).json()["rows"]
+    server.emulator.config.faults = Faults(bad_rows=kind, bad_day=bad.isoformat())
+    rows = json.loads(client.post(query_url(), json=detail(server)).content)["rows"]
+    assert check(rows, clean) and rows[1 : len(clean)] == clean[1:]
+    # other days, and the probe over a range holding the bad day, are left alone
+    assert (
+        client.post(query_url(), json=detail(server, good_day)).json()["rows"][0]
+        == (server.emulator.query(SITE, detail(server, good_day))["rows"][0])
+    )
+    week = {"startDate": good_day, "endDate": bad.isoformat(), "dimensions": ["date"]}
+    assert json.loads(client.post(query_url(), json=week).content)["rows"][1]["clicks"] >= 0
+    server.emulator.config.faults = Faults()  # and the answer cache was not poisoned
+    assert client.post(query_url(), json=detail(server)).json()["rows"] == clean
+
+
+def test_probe_faults_break_the_date_grouped_answers(served: Any) -> None:
+    server, client = served
+    emu = server.emulator
+    start = (emu.today() - timedelta(days=6)).isoformat()
+    probe = {"startDate": start, "endDate": emu.today().isoformat(), "dimensions": ["date"]}
+    emu.config.faults = Faults(bad_rows="probe_bad_date")
+    rows = client.post(query_url(), json={**probe, "dataState": "all"}).json()["rows"]
+    assert rows[0]["keys"][0].endswith("-02-30")
+    emu.config.faults = Faults(bad_rows="bad_marker")
+    doc = client.post(query_url(), json={**probe, "dataState": "all"}).json()
+    tomorrow = emu.today() + timedelta(days=1)
+    assert doc["metadata"] == {"firstIncompleteDate": tomorrow.strftime("%Y%m%d")}
+    assert client.post(query_url(), json=detail(server)).json()["rows"][0]["clicks"] >= 0
+
+
+def test_redirects_drips_and_oversized_bodies(served: Any) -> None:
+    server, client = served
+    server.emulator.config.faults = Faults(redirect=True)
+    r = client.post(query_url(), json=detail(server))
+    assert r.status_code == 302 and r.headers["Location"].startswith("https://accounts.")
+    assert r.json() == {"responseAggregationType": "byProperty"}  # JSON, but no answer
+    assert client.get("/webmasters/v3/sites").status_code == 302
+    server.emulator.config.faults = Faults(oversize=3_000_000)
+    r = client.post(query_url(), json=detail(server))
+    assert len(r.content) == 3_000_000 and r.json()["rows"]
+    server.emulator.config.faults = Faults(drip=0.02)
+    started = time.monotonic()
+    size = len(client.get("/webmasters/v3/sites").content)
+    assert time.monotonic() - started >= 0.02 * (size - 1)
+
+
+def test_the_token_endpoint_can_echo_the_whole_form(served: Any) -> None:
+    server, _ = served
+    server.emulator.config.faults = Faults(echo_token_errors=True)
+    form = {"grant_type": "refresh_token", "client_secret": "GOCSPX-x", "refresh_token": "1//r"}
+    r = httpx.post(f"{server.url}/token", data=form)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    assert "client_secret=GOCSPX-x" in r.json()["error_description"]
+
+
+def test_an_unknown_bad_rows_kind_is_refused(served: Any) -> None:
+    _, client = served
+    with pytest.raises(ValueError, match="bad_rows"):
+        Faults(bad_rows="gibberish")
+    assert client.post("/_emulator/faults", json={"bad_rows": "gibberish"}).status_code == 400

@@ -1,8 +1,16 @@
-"""Error taxonomy, retries, the rate limiter and the circuit breaker."""
+"""Error taxonomy, retries, the rate limiter, the circuit breaker, and no request that
+can hang: a whole-request deadline, a size cap, stop requests and the run's deadline."""
 
 from __future__ import annotations
 
+import contextlib
 import random
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -10,9 +18,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pytest_httpx import HTTPXMock
 
+from gscsync.api import load_credentials, open_client
 from gscsync.api.breaker import MAX_COOLDOWN, Breaker
-from gscsync.api.client import GscClient, make_retrying
+from gscsync.api.client import ClientClosed, GscClient, make_retrying
 from gscsync.api.ratelimit import RateLimiter
+from gscsync.api.transport import BoundedTransport
+from gscsync.config import Settings
+from gscsync.emulator import (
+    Emulator,
+    EmulatorConfig,
+    EmulatorServer,
+    Faults,
+    SiteData,
+    new_service_account_key,
+)
 from gscsync.errors import (
     ApiNotEnabled,
     BadRequest,
@@ -96,7 +115,7 @@ def test_transport_errors_are_retried(httpx_mock: HTTPXMock, exc: Exception) -> 
         httpx_mock.add_exception(exc)
     httpx_mock.add_response(json={"rows": []})
     sleeps: list[float] = []
-    assert client(sleeps).query_page("sc-domain:a.com", {}) == {"rows": []}
+    assert client(sleeps).query_page("sc-domain:a.com", {}).rows == []
     assert len(sleeps) == ATTEMPTS - 1
 
 
@@ -316,3 +335,190 @@ def test_reset_closes_it() -> None:
     b.reset()
     b.admit_run()
     assert b.state == BreakerState()
+
+
+# -- no request may hang -------------------------------------------------------------------
+SITE = "sc-domain:shop.example"
+DAY_BODY = {"startDate": "2026-03-05", "endDate": "2026-03-05", "dimensions": ["date"]}
+
+
+@pytest.fixture
+def emulator_url(tmp_path: Path) -> Iterator[tuple[EmulatorServer, Path]]:
+    """The real emulator on loopback, and a service-account key for it."""
+    key = new_service_account_key()
+    config = EmulatorConfig(
+        sites=[SiteData(SITE, rows_per_day={"web": 50})],
+        public_keys={key.client_email: key.public_pem},
+    )
+    with EmulatorServer(Emulator(config)) as server:
+        yield server, key.write(tmp_path / "key.json", f"{server.url}/token")
+
+
+def emulated(
+    server: EmulatorServer, key: Path, **kwargs: Any
+) -> contextlib.AbstractContextManager[GscClient]:
+    settings = Settings(
+        credentials=key, api_url=server.url, timeout=kwargs.pop("timeout", 1.5), max_attempts=1
+    )
+    return open_client(settings, load_credentials(key), **kwargs)
+
+
+def test_a_drip_fed_answer_ends_at_the_timeout_not_when_it_finishes(
+    emulator_url: tuple[EmulatorServer, Path],
+) -> None:
+    server, key = emulator_url
+    with emulated(server, key) as api:
+        api.list_sites()  # the token first, at full speed
+        server.emulator.config.faults = Faults(drip=0.5)  # a 60-byte body takes 30 s
+        started = time.monotonic()
+        with pytest.raises(NetworkError, match=r"timed out after 1\.5 s"):
+            api.query_page(SITE, DAY_BODY)
+        elapsed = time.monotonic() - started
+    assert 1.4 < elapsed < 2.5  # timeout + 1 s at most
+
+
+def test_a_request_never_outlives_the_runs_deadline(
+    emulator_url: tuple[EmulatorServer, Path],
+) -> None:
+    server, key = emulator_url
+    server.emulator.config.faults = Faults(drip=0.5)
+    started = time.monotonic()
+    stop = threading.Event()
+    with (
+        emulated(server, key, timeout=30, deadline=started + 1.0, stop=stop) as api,
+        pytest.raises(ClientClosed, match="deadline"),
+    ):
+        assert api.stop is stop and api.timeout == 30
+        api.list_sites()
+    assert time.monotonic() - started < 2.0
+
+
+def test_an_endless_answer_stops_at_the_size_cap(
+    emulator_url: tuple[EmulatorServer, Path],
+) -> None:
+    server, key = emulator_url
+    server.emulator.config.faults = Faults(oversize=-1)  # spaces after the JSON, for ever
+    started = time.monotonic()
+    with emulated(server, key, timeout=30) as api, pytest.raises(BadResponse, match="64 MB"):
+        api.query_page(SITE, DAY_BODY)
+    assert time.monotonic() - started < 10
+
+
+class SlowHeaders(threading.Thread):
+    """A server that sends its status line and headers one byte every 0.2 s."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def run(self) -> None:
+        with self.sock:
+            conn, _ = self.sock.accept()
+        with conn, contextlib.suppress(OSError):
+            conn.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" * 100:
+                conn.sendall(bytes([byte]))
+                time.sleep(0.2)
+
+
+def test_headers_sent_a_byte_at_a_time_end_at_the_timeout_too() -> None:
+    slow = SlowHeaders()
+    slow.start()
+    started = time.monotonic()
+    with (
+        httpx.Client(transport=BoundedTransport()) as http,
+        pytest.raises(NetworkError, match="timed out after 1 s"),
+    ):
+        GscClient(http, base_url=slow.url, timeout=1.0).list_sites()
+    assert time.monotonic() - started < 1.6
+    slow.join(5)
+
+
+def test_a_stop_request_ends_a_backoff_wait_at_once(httpx_mock: HTTPXMock) -> None:
+    rate_limited = google(429, "rateLimitExceeded")
+    httpx_mock.add_response(
+        status_code=429, headers={"Retry-After": "30"}, json=rate_limited.json()
+    )
+    stop = threading.Event()
+    outcomes: list[BaseException | None] = []
+    api = GscClient(
+        httpx.Client(),
+        base_url=API,
+        retrying=make_retrying(ATTEMPTS),
+        stop=stop,
+        on_outcome=outcomes.append,
+    )
+    threading.Timer(0.3, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(ClientClosed, match="stop"):
+        api.query_page("sc-domain:a.com", {})
+    assert time.monotonic() - started < 1.0  # not the 30 s Retry-After
+    assert len(httpx_mock.get_requests()) == 1 and outcomes == []  # not a breaker failure
+
+
+def test_the_deadline_ends_a_backoff_wait_when_it_comes(httpx_mock: HTTPXMock) -> None:
+    httpx_mock.add_response(status_code=503, json=google(503, "backendError").json())
+    started = time.monotonic()
+    api = GscClient(
+        httpx.Client(),
+        base_url=API,
+        retrying=make_retrying(ATTEMPTS, base=30, cap=30, rng=random.Random(1)),
+        deadline=started + 0.5,
+    )
+    with pytest.raises(ClientClosed, match="deadline"):
+        api.query_page("sc-domain:a.com", {})
+    assert 0.45 < time.monotonic() - started < 1.0  # at the deadline, not before it
+
+
+def test_a_stopped_client_sends_nothing(httpx_mock: HTTPXMock) -> None:
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(ClientClosed):
+        GscClient(httpx.Client(), base_url=API, stop=stop).list_sites()
+    assert httpx_mock.get_requests() == []
+
+
+def test_a_stop_request_ends_a_wait_for_the_rate_limit(httpx_mock: HTTPXMock) -> None:
+    httpx_mock.add_response(json={})
+    stop = threading.Event()
+    api = GscClient(httpx.Client(), base_url=API, limiter=RateLimiter(1), stop=stop)
+    api.list_sites()  # the one request of this minute
+    threading.Timer(0.3, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(ClientClosed):
+        api.list_sites()  # would wait 60 s for the window
+    assert time.monotonic() - started < 1.0
+
+
+def test_an_abandoned_probe_hands_the_turn_to_the_next_request() -> None:
+    b = breaker(BreakerState("open", 5, 0.0, 100, "x"), [100.0])
+    b.admit_run()
+    b.before_request()  # this thread's request is the probe
+    went: list[str] = []
+    waiter = threading.Thread(target=lambda: (b.before_request(), went.append("probe")))
+    waiter.start()
+    waiter.join(0.2)
+    assert went == []
+    b.abandoned()  # the run stopped under the probe: no outcome to wait for
+    waiter.join(2)
+    assert went == ["probe"] and b.half_open  # still half-open: nothing was decided
+
+
+def test_a_stopped_probe_does_not_count_as_an_outcome(httpx_mock: HTTPXMock) -> None:
+    b = breaker(BreakerState("open", 5, 0.0, 100, "x"), [100.0])
+    b.admit_run()
+    stop = threading.Event()
+    stop.set()
+    api = GscClient(
+        httpx.Client(),
+        base_url=API,
+        gate=b.before_request,
+        on_outcome=b.record,
+        on_abandon=b.abandoned,
+        stop=stop,
+    )
+    with pytest.raises(ClientClosed):
+        api.list_sites()
+    assert b.half_open and b.state.state == "open" and b.state.failures == 5
+    b.before_request()  # the turn is free again

@@ -1,57 +1,53 @@
-"""Credentials through google-auth, with token requests carried by httpx.
+"""Token requests carried by httpx, and the ``httpx.Auth`` that puts the token on each
+request. (Credentials files are read by :mod:`gscsync.api.credentials`.)
 
-Two kinds of credentials file are read, with google-auth's own constructors: a
-service-account key (``type: service_account``) and an authorized-user file (``type:
-authorized_user``, a refresh token, as ``gcloud auth application-default login`` writes
-it). With no file configured, gcloud's application default credentials file is used,
-found where google-auth's ``default()`` looks for it.
+Every request carries each header ``credentials.apply()`` adds: the bearer token and,
+when the file names a quota project, ``x-goog-user-project``. A token endpoint that
+answers 5xx, 429, a body that is not a JSON object, or a 200 without a usable token (no
+``access_token``, a non-numeric ``expires_in``) is an outage (a transient error the
+client's retry policy retries); a JSON refusal such as ``invalid_grant`` is an
+``AuthError``, its text stripped of the secrets the request carried. A token request
+ends within the timeout (connect and whole body) and reads at most ``TOKEN_MAX_BODY``.
 
-The token endpoint is always the file's own ``token_uri``: google-auth replaces it with
-Google's for authorized-user files, so we put it back. Every request carries each header
-``credentials.apply()`` adds: the bearer token and, when the file names a quota project,
-``x-goog-user-project``. A token endpoint that answers 5xx, 429 or a body that is not a
-JSON object is an outage (a transient error the client's retry policy retries); a JSON
-refusal such as ``invalid_grant`` is an ``AuthError``.
+A token already expired when it arrives (google-auth counts one expiring within minutes
+as expired) is used rather than refreshed before every request: at most one refresh per
+``EARLY_REFRESH_EVERY`` seconds, unless the API refuses it. A second such token in a row
+means the endpoint is broken: a ``ServerError``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import stat
 import threading
-from collections.abc import Generator, Mapping
-from pathlib import Path
+import time
+from collections.abc import Callable, Generator, Mapping
 from typing import Any
+from urllib.parse import parse_qsl, quote, quote_plus
 
 import google.auth.exceptions
 import google.auth.transport
 import httpx
-from google.auth import _cloud_sdk
-from google.auth.credentials import Credentials, CredentialsWithQuotaProject
-from google.oauth2 import credentials as user_credentials
-from google.oauth2 import service_account
+from google.auth.credentials import Credentials
 
+from gscsync.api.answers import one_line, token_problem
+from gscsync.api.credentials import SCOPE, adc_path, load_credentials
+from gscsync.api.transport import MB, read_body, within
 from gscsync.errors import (
     AuthError,
     BadResponse,
-    ConfigError,
+    GscSyncError,
     NetworkError,
     RateLimited,
     ServerError,
-    TransientError,
 )
 
-SCOPE = "https://www.googleapis.com/auth/webmasters.readonly"
-GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
-ADC_LOGIN = (
-    "gcloud auth application-default login "
-    f"--scopes={SCOPE},https://www.googleapis.com/auth/cloud-platform"
-)
-_REQUIRED = {
-    "service_account": ("client_email", "private_key", "token_uri"),
-    "authorized_user": ("client_id", "client_secret", "refresh_token"),
-}
+__all__ = ["SCOPE", "GoogleAuth", "HttpxRequest", "adc_path", "load_credentials"]
+
+TOKEN_TIMEOUT = 60.0  # seconds for a whole token request, unless told otherwise
+TOKEN_MAX_BODY = MB  # a token answer is a few hundred bytes
+EARLY_REFRESH_EVERY = 30.0  # seconds between refreshes while tokens arrive expired
+_SECRET_FIELDS = ("assertion", "client_secret", "refresh_token")
 
 _CANONICAL = {"authorization": "Authorization"}
 # OAuth error codes that mean "try again later" (RFC 6749 5.2; google-auth retries them).
@@ -60,150 +56,33 @@ _UNAVAILABLE = {"server_error", "temporarily_unavailable", "internal_failure"}
 log = logging.getLogger("gscsync")
 
 
-def adc_path() -> Path:
-    """gcloud's application default credentials file, where google-auth's ``default()``
-    looks: ``$CLOUDSDK_CONFIG``, else ``~/.config/gcloud`` (``%APPDATA%\\gcloud`` on
-    Windows). It may not exist."""
-    return Path(_cloud_sdk.get_application_default_credentials_path())
-
-
-def load_credentials(path: Path | None) -> Credentials:
-    """Read a credentials file into google-auth credentials, or raise ConfigError.
-
-    ``None`` (no GSCSYNC_CREDENTIALS, no GOOGLE_APPLICATION_CREDENTIALS) means gcloud's
-    application default credentials file."""
-    if path is None:
-        path = _default_file()
-    info = _read_json(path)
-    kind = info.get("type")
-    if kind is None and any(isinstance(info.get(k), dict) for k in ("installed", "web")):
-        raise ConfigError(
-            f"credentials file {path} is an OAuth client (client secret) file, not credentials; "
-            f"create an authorized-user file with: {ADC_LOGIN} (add --client-id-file={path} "
-            "to use this client), or use a service-account key"
-        )
-    if kind not in _REQUIRED:
-        raise ConfigError(
-            f"credentials file {path}: type is {kind!r}; expected 'service_account' "
-            "(a key created in Google Cloud IAM) or 'authorized_user'"
-        )
-    missing = [k for k in _REQUIRED[kind] if not isinstance(info.get(k), str) or not info[k]]
-    if missing:
-        raise ConfigError(
-            f"credentials file {path}: {kind} file lacks {', '.join(missing)}; "
-            "download the file again"
-        )
-    scopes = _scopes(path, info) if kind == "authorized_user" else [SCOPE]
-    _warn_if_world_readable(path)
-    try:
-        return _from_info(kind, info, scopes)
-    except (ValueError, TypeError, KeyError, google.auth.exceptions.GoogleAuthError) as exc:
-        # google-auth's message can quote the key material: never show it.
-        raise ConfigError(
-            f"credentials file {path}: the {kind} key cannot be loaded "
-            f"({type(exc).__name__}); download the file again"
-        ) from None
-
-
-def _default_file() -> Path:
-    path = adc_path()
-    if not path.is_file():
-        raise ConfigError(
-            "no credentials: set GSCSYNC_CREDENTIALS or GOOGLE_APPLICATION_CREDENTIALS to a "
-            "service-account key or authorized-user JSON file, or create the application "
-            f"default credentials file {path} with: {ADC_LOGIN}"
-        )
-    log.info("credentials: gcloud application default credentials %s", path)
-    return path
-
-
-def _scopes(path: Path, info: Mapping[str, Any]) -> list[str]:
-    """The scopes an authorized-user file names (a list, or one space-separated string),
-    else ours."""
-    named = info.get("scopes")
-    if isinstance(named, str):
-        named = named.split()
-    if named is None or named == []:
-        return [SCOPE]
-    if not isinstance(named, list) or not all(isinstance(s, str) and s for s in named):
-        raise ConfigError(
-            f"credentials file {path}: scopes is not a list of scope URLs; download the file again"
-        )
-    return named
-
-
-def _from_info(kind: str, info: Mapping[str, Any], scopes: list[str]) -> Credentials:
-    """google-auth's own constructors, as ``google.auth.load_credentials_from_file`` uses
-    them (quota project from the file, or GOOGLE_CLOUD_QUOTA_PROJECT)."""
-    creds: CredentialsWithQuotaProject
-    if kind == "service_account":
-        creds = service_account.Credentials.from_service_account_info(info, scopes=scopes)
-    else:
-        user = user_credentials.Credentials.from_authorized_user_info(info, scopes=scopes)
-        # from_authorized_user_info always sets Google's endpoint: the file's own wins.
-        creds = user.with_token_uri(info.get("token_uri") or GOOGLE_TOKEN_URI)
-    with_env: Credentials = creds.with_quota_project_from_environment()
-    return with_env
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            f"credentials file {path} does not exist; check GSCSYNC_CREDENTIALS"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "unreadable"
-        raise ConfigError(f"credentials file {path} cannot be read ({reason})") from None
-    try:
-        info = json.loads(text)
-    except json.JSONDecodeError:
-        raise ConfigError(
-            f"credentials file {path} is not JSON; give the key file downloaded from Google"
-        ) from None
-    if not isinstance(info, dict):
-        raise ConfigError(f"credentials file {path} is not a JSON object")
-    return info
-
-
-def _warn_if_world_readable(path: Path) -> None:
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return
-    if mode & stat.S_IROTH:
-        log.warning(
-            "credentials file %s is readable by every user on this machine; run: chmod 600 %s",
-            path,
-            path,
-        )
-
-
 class _Response(google.auth.transport.Response):
-    def __init__(self, response: httpx.Response) -> None:
-        self._response = response
+    def __init__(self, status: int, headers: Mapping[str, str], data: bytes) -> None:
+        self._status = status
+        self._headers = headers
+        self._data = data
 
     @property
     def status(self) -> int:
-        return self._response.status_code
+        return self._status
 
     @property
     def headers(self) -> Mapping[str, str]:
-        return self._response.headers
+        return self._headers
 
     @property
     def data(self) -> bytes:
-        return self._response.content
+        return self._data
 
 
 class TokenEndpointDown(google.auth.exceptions.TransportError):
-    """The token endpoint answered, but with an outage; ``error`` is what to raise."""
+    """The token endpoint answered, but not with a token or a refusal: an outage (a
+    TransientError) or a redirect; ``error`` is what to raise."""
 
-    error: TransientError
+    error: GscSyncError
 
     @classmethod
-    def of(cls, error: TransientError) -> TokenEndpointDown:
+    def of(cls, error: GscSyncError) -> TokenEndpointDown:
         down = cls(str(error))
         down.error = error
         return down
@@ -213,12 +92,18 @@ class HttpxRequest(google.auth.transport.Request):
     """google-auth's transport ``Request`` carried by an ``httpx.Client``.
 
     An answer that is an outage rather than a verdict on the credentials (5xx, 429, a JSON
-    ``temporarily_unavailable``, a body that is not a JSON object) raises
-    :class:`TokenEndpointDown`, before google-auth could take it for a refusal or sleep
-    through retries of its own: the client's retry policy is the one that retries."""
+    ``temporarily_unavailable``, a body that is not a JSON object, a 200 without a usable
+    token) raises :class:`TokenEndpointDown`, before google-auth could take it for a
+    refusal, sleep through retries of its own, or fail on it with a ValueError: the
+    client's retry policy is the one that retries. The whole request ends within
+    ``timeout`` seconds (within the API request's own deadline when made for one)."""
 
-    def __init__(self, client: httpx.Client) -> None:
+    def __init__(
+        self, client: httpx.Client, timeout: float | None = None, max_body: int = TOKEN_MAX_BODY
+    ) -> None:
         self.client = client
+        self.timeout = timeout
+        self.max_body = max_body
 
     def __call__(
         self,
@@ -229,51 +114,96 @@ class HttpxRequest(google.auth.transport.Request):
         timeout: float | None = None,
         **kwargs: Any,
     ) -> _Response:
+        budget = self.timeout or timeout or TOKEN_TIMEOUT
         try:
-            response = self.client.request(
-                method,
-                url,
-                content=body,
-                headers=headers,
-                timeout=timeout if timeout is not None else self.client.timeout,
-            )
+            with (
+                within(budget) as until,
+                self.client.stream(
+                    method, url, content=body, headers=headers, timeout=budget
+                ) as response,
+            ):
+                data = read_body(response, until, self.max_body)
+        except BadResponse as exc:
+            raise TokenEndpointDown.of(BadResponse(f"token endpoint: {exc}")) from None
+        except httpx.TimeoutException:
+            raise TokenEndpointDown.of(
+                NetworkError(f"token endpoint timed out after {budget:g} s")
+            ) from None
         except httpx.HTTPError as exc:
             raise google.auth.exceptions.TransportError(
                 f"{type(exc).__name__} talking to the token endpoint"
             ) from exc
-        outage = _outage(response)
-        if outage is not None:
-            raise TokenEndpointDown.of(outage)
-        return _Response(response)
+        status, phrase = response.status_code, response.reason_phrase
+        problem = _outage(status, phrase, response.headers, data)
+        if problem is not None:
+            raise TokenEndpointDown.of(problem)
+        if status != 200:  # a refusal: google-auth quotes it, so no secret may be in it
+            data = _without(_secrets_sent(body), data)
+        return _Response(status, response.headers, data)
 
 
-def _outage(response: httpx.Response) -> TransientError | None:
+def _secrets_sent(body: bytes | None) -> list[str]:
+    """The secret values of a token request's form, in each spelling an echo may use."""
+    try:
+        form = parse_qsl((body or b"").decode(), keep_blank_values=False)
+    except (UnicodeDecodeError, ValueError):
+        return []
+    values = [v for k, v in form if k in _SECRET_FIELDS and len(v) >= 4]
+    forms = {
+        f
+        for v in values
+        for f in (v, quote(v, safe=""), quote_plus(v), json.dumps(v)[1:-1], v.replace("/", "\\/"))
+    }
+    return sorted(forms, key=len, reverse=True)
+
+
+def _without(secrets: list[str], data: bytes) -> bytes:
+    if not secrets:
+        return data
+    text = data.decode("utf-8", "replace")
+    for secret in secrets:
+        text = text.replace(secret, "[redacted]")
+    return text.encode()
+
+
+def _outage(
+    status: int, phrase: str, headers: Mapping[str, str], data: bytes
+) -> GscSyncError | None:
     """What google-auth would retry by itself (5xx, 408, 429, a JSON ``server_error`` or
-    ``temporarily_unavailable``), and any body that is not a JSON object."""
-    status = response.status_code
-    answered = f"token endpoint answered {status} {response.reason_phrase}".rstrip()
+    ``temporarily_unavailable``), any body that is not a JSON object, a 200 without a
+    usable token, and a redirect (never followed)."""
+    answered = f"token endpoint answered {status} {phrase}".rstrip()
     if status >= 500:
         return ServerError(answered)
     if status == 429:
-        return RateLimited(answered, retry_after=_retry_after(response))
+        return RateLimited(answered, retry_after=_retry_after(headers))
     if status == 408:
         return NetworkError(answered)
+    if 300 <= status < 400:
+        where = one_line(headers.get("Location") or "nowhere", 200)
+        return AuthError(
+            f"the token endpoint redirected (HTTP {status}) to {where}: check token_uri "
+            "in the credentials file"
+        )
     try:
-        body = json.loads(response.content)
-    except (ValueError, UnicodeDecodeError):
+        body = json.loads(data)
+    except (ValueError, RecursionError):
         body = None
     if not isinstance(body, dict):
-        kind = response.headers.get("content-type", "no content type").split(";")[0]
+        kind = headers.get("content-type", "no content type").split(";")[0]
         return BadResponse(f"{answered} with a body that is not a JSON object ({kind})")
     error = body.get("error")
     if status != 200 and isinstance(error, str) and error in _UNAVAILABLE:
         return ServerError(f"{answered}: {error}")
+    problem = token_problem(body) if status == 200 else None
+    if problem is not None:
+        return BadResponse(f"{answered} with {problem}")
     return None
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(headers: Mapping[str, str]) -> float | None:
     try:
-        return max(0.0, float(response.headers.get("Retry-After", "")))
+        return max(0.0, float(headers.get("Retry-After", "")))
     except ValueError:
         return None
 
@@ -283,21 +213,36 @@ class GoogleAuth(httpx.Auth):
     bearer token, ``x-goog-user-project``); refresh the token when missing, expired, or
     answered by a 401."""
 
-    def __init__(self, credentials: Credentials, request: google.auth.transport.Request) -> None:
+    def __init__(
+        self,
+        credentials: Credentials,
+        request: google.auth.transport.Request,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.credentials = credentials
         self.request = request
+        self.clock = clock
         self._lock = threading.Lock()
+        self._expired_in_a_row = 0  # tokens that arrived already expired, consecutively
+        self._refreshed_at = 0.0
 
     def token(self, *, stale: str | None = None) -> str:
         """A valid access token; ``stale`` names one the server refused, forcing a refresh."""
         with self._lock:
             current = self.credentials.token
-            if current is None or not self.credentials.valid or current == stale:
+            if current is None or current == stale or not self._usable():
                 self._refresh()
             token = self.credentials.token
             if not isinstance(token, str):  # pragma: no cover - google-auth guarantees it
                 raise AuthError("the token endpoint returned no access token")
             return token
+
+    def _usable(self) -> bool:
+        """Valid, or expired on arrival but refreshed less than EARLY_REFRESH_EVERY ago."""
+        if self.credentials.valid:
+            return True
+        recent = self.clock() - self._refreshed_at < EARLY_REFRESH_EVERY
+        return self._expired_in_a_row > 0 and recent
 
     def headers(self, token: str) -> dict[str, str]:
         """The headers ``credentials.apply()`` adds for ``token`` (``Authorization`` spelled
@@ -319,6 +264,18 @@ class GoogleAuth(httpx.Auth):
                 # HttpxRequest already raises what google-auth 2.63 retries: a fallback.
                 raise ServerError(f"token endpoint unavailable: {reason}") from None
             raise AuthError(f"the token endpoint refused the credentials: {reason}") from None
+        self._refreshed_at = self.clock()
+        if self.credentials.valid:
+            self._expired_in_a_row = 0
+            return
+        self._expired_in_a_row += 1
+        if self._expired_in_a_row > 1:
+            raise ServerError("token endpoint keeps issuing expired tokens")
+        log.warning(
+            "the token endpoint issued a token that is already expired (or about to be); "
+            "using it, and refreshing it at most every %.0f s",
+            EARLY_REFRESH_EVERY,
+        )
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         token = self.token()
@@ -337,5 +294,5 @@ def _refresh_reason(exc: google.auth.exceptions.RefreshError) -> str:
         desc = str(data.get("error_description", "")).strip()
         text = ": ".join(p for p in (error, desc) if p)
         if text:
-            return text[:300]
-    return str(exc.args[0])[:300] if exc.args else "refused"
+            return one_line(text)
+    return one_line(str(exc.args[0])) if exc.args else "refused"

@@ -3,7 +3,8 @@
 Closed: requests flow; ``threshold`` consecutive failed requests (after retries) open it.
 Open: runs are skipped (exit 4) without calling the API until the cooldown has passed.
 Then the next run is half-open: one probe request goes alone; success closes the
-breaker, failure opens it again with the cooldown doubled (capped at a day).
+breaker, failure opens it again with the cooldown doubled (capped at a day). A probe
+abandoned without an outcome (the run was stopped) hands the turn to the next request.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Breaker:
         self.clock = clock
         self.half_open = False
         self._probe_sent = False
+        self._prober: int | None = None  # the thread whose request is the probe
         self._cond = threading.Condition()
 
     def admit_run(self) -> None:
@@ -73,12 +75,21 @@ class Breaker:
                 raise Tripped("circuit breaker open: no more requests this run")
             if not self.half_open:
                 return
-            if not self._probe_sent:
-                self._probe_sent = True
-                return
-            self._cond.wait_for(lambda: not self.half_open)
+            while self.half_open and self._probe_sent:
+                self._cond.wait()
             if self.is_open:
                 raise Tripped("circuit breaker open: no more requests this run")
+            if self.half_open:  # no probe in flight: this request is the probe
+                self._probe_sent = True
+                self._prober = threading.get_ident()
+
+    def abandoned(self) -> None:
+        """This thread's request ended without an outcome (the run is stopping): if it was
+        the probe, the next waiting request goes as the probe instead of waiting for ever."""
+        with self._cond:
+            if self.half_open and self._probe_sent and self._prober == threading.get_ident():
+                self._probe_sent = False
+                self._cond.notify_all()
 
     def record(self, error: BaseException | None) -> None:
         """The outcome of one request after its retries."""

@@ -1,8 +1,13 @@
 """A typed client for the two Search Console endpoints gscsync needs.
 
 One ``httpx.Client`` carries every request (authentication is its ``httpx.Auth``).
-Answers are turned into plain data or into the typed errors of ``gscsync.errors``;
-transient errors are retried by one tenacity policy built in :func:`make_retrying`.
+Answers are checked and typed by :mod:`gscsync.api.answers` inside each try, or turned
+into the typed errors of ``gscsync.errors``; transient errors are retried by one tenacity
+policy built in :func:`make_retrying`. Each request ends within ``timeout`` seconds (its
+whole exchange, see :mod:`gscsync.api.transport`) and reads at most ``max_body`` bytes;
+any status outside 200-299 is an error (a redirect is never followed). With a ``stop``
+event or a ``deadline``, no try starts after either, and backoff waits end at once on a
+stop request.
 """
 
 from __future__ import annotations
@@ -10,63 +15,65 @@ from __future__ import annotations
 import json
 import logging
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
 import tenacity
 
+from gscsync.api.answers import (
+    Answer,
+    ApiRow,
+    InvalidAnswer,
+    Site,
+    error_from_answer,
+    error_from_response,
+    one_line,
+    parse_sites,
+    query_parser,
+)
 from gscsync.api.ratelimit import RateLimiter
+from gscsync.api.transport import MB, read_body, within
 from gscsync.errors import (
     ApiError,
-    ApiNotEnabled,
-    BadRequest,
     BadResponse,
-    DailyLimitExceeded,
-    InsufficientScope,
     NetworkError,
-    PermissionDenied,
-    QuotaExceeded,
-    QuotaProjectMissing,
     RateLimited,
-    ServerError,
     TransientError,
-    Unauthorized,
 )
 
 ROW_LIMIT = 25_000
 MAX_PAGES = 400  # 10 million rows: far past the API's cap, a guard against a looping server
-SCOPE_HINT = "https://www.googleapis.com/auth/webmasters.readonly"
-RATE_REASONS = {"ratelimitexceeded", "userratelimitexceeded"}
 MAX_BACKOFF = 64.0
+TIMEOUT = 60.0  # seconds for a whole request (GSCSYNC_TIMEOUT)
+MAX_BODY = 64 * MB  # decoded; the largest legal page (25,000 rows) is a few MB
+ERROR_BODY = MB // 4  # read of an error answer, for its message
 
 log = logging.getLogger("gscsync")
 
 Sleep = Callable[[float], None]
+T = TypeVar("T")
 
-
-@dataclass(frozen=True)
-class Site:
-    """A property the credentials can see."""
-
-    url: str
-    permission: str
-
-    @property
-    def has_data_access(self) -> bool:
-        return self.permission != "siteUnverifiedUser"
+__all__ = [
+    "Answer",
+    "ApiRow",
+    "ClientClosed",
+    "GscClient",
+    "QueryResult",
+    "Site",
+    "error_from_response",
+]
 
 
 @dataclass
 class QueryResult:
     """All pages of one Search Analytics query."""
 
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[ApiRow] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     pages: int = 0
 
@@ -74,106 +81,6 @@ class QueryResult:
 def encode_site(site_url: str) -> str:
     """The property as one fully percent-encoded path segment."""
     return quote(site_url, safe="")
-
-
-def first_incomplete_date(metadata: dict[str, Any]) -> str | None:
-    """Read the freshness marker in either spelling."""
-    value = metadata.get("first_incomplete_date") or metadata.get("firstIncompleteDate")
-    return str(value)[:10] if value else None
-
-
-def error_from_response(response: httpx.Response) -> ApiError:
-    """Turn an error answer into the matching typed error."""
-    status = response.status_code
-    message, reason, info = _parse_error_body(response)
-    key = reason.lower()
-    if status == 403 and (key == "accessnotconfigured" or info == "SERVICE_DISABLED"):
-        if "quota project" in message.lower():
-            return QuotaProjectMissing(_quota_project_help(message), status=status, reason=reason)
-        return ApiNotEnabled(_not_enabled_help(message), status=status, reason=reason)
-    if status == 403 and "quota project" in message.lower():
-        return QuotaProjectMissing(_quota_project_help(message), status=status, reason=reason)
-    if status == 403 and (
-        key == "insufficientpermissions" or info == "ACCESS_TOKEN_SCOPE_INSUFFICIENT"
-    ):
-        return InsufficientScope(
-            f"{message} The credentials lack the Search Console scope ({SCOPE_HINT}); "
-            "create them again with that scope",
-            status=status,
-            reason=reason,
-        )
-    if key == "dailylimitexceeded":
-        return DailyLimitExceeded(message, status=status, reason=reason)
-    if status in (403, 429) and "quota" in key and key not in RATE_REASONS:
-        return QuotaExceeded(
-            message, status=status, reason=reason, retry_after=_retry_after(response)
-        )
-    if status == 429 or key in RATE_REASONS:
-        return RateLimited(
-            message, status=status, reason=reason, retry_after=_retry_after(response)
-        )
-    if status >= 500:
-        return ServerError(message, status=status, reason=reason)
-    if status == 400:
-        return BadRequest(message, status=status, reason=reason)
-    if status == 401:
-        return Unauthorized(message, status=status, reason=reason)
-    if status == 403:
-        return PermissionDenied(message, status=status, reason=reason)
-    return ApiError(message, status=status, reason=reason)
-
-
-def _not_enabled_help(message: str) -> str:
-    project = re.search(r"project[s/ ]+(\d+)", message)
-    where = f"in project {project.group(1)}" if project else "in the credentials' project"
-    return (
-        f"the Google Search Console API is not enabled {where}: enable it in the Google Cloud "
-        "console (APIs & Services > Library > Google Search Console API), wait a few "
-        "minutes, and run again"
-    )
-
-
-def _quota_project_help(message: str) -> str:
-    return (
-        "these user credentials have no quota project, which the Search Console API "
-        "requires: run `gcloud auth application-default set-quota-project PROJECT_ID` "
-        "(a project with the API enabled), or use a service-account key"
-    )
-
-
-def _parse_error_body(response: httpx.Response) -> tuple[str, str, str]:
-    """(message, reason, ErrorInfo reason) of Google's error envelope, any subset of it."""
-    try:
-        body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError, httpx.ResponseNotRead):
-        body = None
-    error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(error, dict):
-        return response.reason_phrase or f"HTTP {response.status_code}", "", ""
-    message = str(error.get("message") or response.reason_phrase or "error")
-    errors = error.get("errors")
-    reason = ""
-    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-        reason = str(errors[0].get("reason") or "")
-    info = ""
-    details = error.get("details")
-    for detail in details if isinstance(details, list) else []:
-        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("ErrorInfo"):
-            info = str(detail.get("reason") or "")
-            metadata = detail.get("metadata")
-            if isinstance(metadata, dict) and metadata.get("consumer"):
-                message += f" (consumer {metadata['consumer']})"
-    return message, reason or str(error.get("status") or ""), info
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
 
 
 class _Wait(tenacity.wait.wait_base):
@@ -229,7 +136,8 @@ def make_retrying(
 
 
 class ClientClosed(ApiError):
-    """A request of an abandoned worker after the run ended: not retried, not logged."""
+    """The run is over (closed, stopped, or past its deadline): the request ends without
+    retry, without a log line, and without counting for the circuit breaker."""
 
 
 class GscClient:
@@ -241,6 +149,11 @@ class GscClient:
     :param limiter: the rate ceiling, taken before every attempt; slowed by each 429.
     :param gate: called once before each request and its retries (the circuit breaker).
     :param on_outcome: told each request's final outcome: None, or the error it ended with.
+    :param on_abandon: told instead when a request ends without outcome (ClientClosed).
+    :param timeout: seconds for one try, the whole exchange (GSCSYNC_TIMEOUT).
+    :param stop: set on a stop request: no new try, backoff and rate waits end at once.
+    :param deadline: on ``time.monotonic``: no try starts after it, none runs past it.
+    :param max_body: bytes of a decoded answer read at most (else BadResponse).
     """
 
     def __init__(
@@ -252,6 +165,11 @@ class GscClient:
         limiter: RateLimiter | None = None,
         gate: Callable[[], None] | None = None,
         on_outcome: Callable[[BaseException | None], None] | None = None,
+        on_abandon: Callable[[], None] | None = None,
+        timeout: float = TIMEOUT,
+        stop: threading.Event | None = None,
+        deadline: float | None = None,
+        max_body: int = MAX_BODY,
     ) -> None:
         self.http = http
         self.base_url = base_url.rstrip("/")
@@ -259,6 +177,11 @@ class GscClient:
         self.limiter = limiter
         self.gate = gate
         self.on_outcome = on_outcome
+        self.on_abandon = on_abandon
+        self.timeout = timeout
+        self.stop = stop
+        self.deadline = deadline
+        self.max_body = max_body
         self._count_lock = threading.Lock()
         self.requests = 0
         self.closed = False  # set when the run is over: abandoned workers end quietly
@@ -269,24 +192,12 @@ class GscClient:
 
     def list_sites(self) -> list[Site]:
         """``sites.list``: every property the credentials can see."""
-        body = self._call("GET", f"{self.base_url}/webmasters/v3/sites")
-        entries = body.get("siteEntry") or []
-        if not isinstance(entries, list):
-            raise BadResponse("sites.list: siteEntry is not a list")
-        return [
-            Site(str(e.get("siteUrl", "")), str(e.get("permissionLevel", "")))
-            for e in entries
-            if isinstance(e, dict) and e.get("siteUrl")
-        ]
+        return self._call("GET", f"{self.base_url}/webmasters/v3/sites", parse_sites)
 
-    def query_page(self, site_url: str, body: dict[str, Any]) -> dict[str, Any]:
-        """One ``searchAnalytics.query`` request."""
+    def query_page(self, site_url: str, body: dict[str, Any]) -> Answer:
+        """One ``searchAnalytics.query`` request; its answer checked against ``body``."""
         url = f"{self.base_url}/webmasters/v3/sites/{encode_site(site_url)}/searchAnalytics/query"
-        result = self._call("POST", url, json=body)
-        rows = result.get("rows", [])
-        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-            raise BadResponse("searchAnalytics.query: rows is not a list of objects")
-        return result
+        return self._call("POST", url, query_parser(body), json=body)
 
     def pages(
         self,
@@ -295,7 +206,7 @@ class GscClient:
         *,
         cap: int | None = None,
         complete: Callable[[int], bool] | None = None,
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterator[Answer]:
         """Each page of a query: ``rowLimit`` 25000, ``startRow`` on until an empty page.
 
         Google's guide pages until a response with 0 rows; a short page can come in the
@@ -307,12 +218,13 @@ class GscClient:
         start = 0
         for _ in range(MAX_PAGES):
             page = self.query_page(site_url, {**body, "rowLimit": ROW_LIMIT, "startRow": start})
-            rows = page.get("rows", [])
-            if not rows and start:
+            if not page.rows and start:
                 return
             yield page
-            start += len(rows)
-            if not rows or (cap is not None and start >= cap) or (complete and complete(start)):
+            start += len(page.rows)
+            if not page.rows or (cap is not None and start >= cap):
+                return
+            if complete and complete(start):
                 return
 
     def query(
@@ -323,53 +235,110 @@ class GscClient:
         for page in self.pages(site_url, body, complete=complete):
             result.pages += 1
             if result.pages == 1:
-                metadata = page.get("metadata")
-                result.metadata = metadata if isinstance(metadata, dict) else {}
-            result.rows.extend(page.get("rows", []))
+                result.metadata = page.metadata
+            result.rows.extend(page.rows)
         return result
 
-    def _call(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+    # -- one request and its retries -------------------------------------------------------
+
+    def _call(
+        self, method: str, url: str, parse: Callable[[dict[str, Any]], T], **kwargs: Any
+    ) -> T:
+        """Send, read and ``parse`` (which raises BadResponse) as one retried unit."""
         if self.gate is not None:
             self.gate()
+        # Retrying keeps per-call state on itself: each call (and thread) gets a copy.
+        retrying = self.retrying.copy()
+        if self.stop is not None or self.deadline is not None:
+            sleep = retrying.sleep
+            retrying = retrying.copy(sleep=lambda delay: self._wait(delay, sleep))
         try:
-            # Retrying keeps per-call state on itself: each call (and thread) gets a copy.
-            for attempt in self.retrying.copy():
+            for attempt in retrying:
                 with attempt:
-                    result = self._send(method, url, **kwargs)
+                    result = parse(self._send(method, url, **kwargs))
+        except ClientClosed:
+            if self.on_abandon is not None:
+                self.on_abandon()
+            raise
         except ApiError as exc:
-            if self.on_outcome is not None:
-                self.on_outcome(exc)
+            if self.on_outcome is not None:  # an invalid answer is still an answer: API up
+                self.on_outcome(None if isinstance(exc, InvalidAnswer) else exc)
             raise
         if self.on_outcome is not None:
             self.on_outcome(None)
         return result
 
-    def _send(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+    def _check_live(self) -> None:
         if self.closed:
             raise ClientClosed("the run is over")
+        if self.stop is not None and self.stop.is_set():
+            raise ClientClosed("stop requested")
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            raise ClientClosed("the run's deadline passed")
+
+    def _wait(self, delay: float, sleep: Sleep) -> None:
+        """Wait ``delay`` s (a backoff, the rate limit) unless the run ends first: a stop
+        request ends the wait at once, the deadline at the deadline (ClientClosed)."""
+        cut = self.deadline is not None and time.monotonic() + delay >= self.deadline
+        if self.deadline is not None and cut:
+            delay = max(0.0, self.deadline - time.monotonic())
+        if self.stop is not None:
+            self.stop.wait(delay)
+        else:
+            sleep(delay)
+        self._check_live()
+        if cut:
+            raise ClientClosed("the run's deadline comes before the next try")
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        self._check_live()
         if self.limiter is not None:
-            self.limiter.acquire()
+            if self.stop is None and self.deadline is None:
+                self.limiter.acquire()
+            else:
+                limiter_sleep = self.limiter.sleep
+                self.limiter.acquire(sleep=lambda delay: self._wait(delay, limiter_sleep))
         with self._count_lock:
             self.requests += 1
+        budget, by_run = self.timeout, False
+        if self.deadline is not None and self.deadline - time.monotonic() < budget:
+            budget, by_run = max(0.001, self.deadline - time.monotonic()), True
         try:
-            response = self.http.request(method, url, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise NetworkError(f"timed out ({type(exc).__name__})") from None
+            with (
+                within(budget) as until,
+                self.http.stream(method, url, timeout=budget, **kwargs) as response,
+            ):
+                return self._read(response, until)
+        except httpx.TimeoutException:
+            if by_run or self.closed:
+                raise ClientClosed("the run's deadline passed during a request") from None
+            raise NetworkError(f"timed out after {budget:g} s") from None
         except httpx.DecodingError as exc:
-            raise BadResponse(f"undecodable body ({exc})") from None
+            raise BadResponse(f"undecodable body ({one_line(str(exc), 120)})") from None
         except httpx.TransportError as exc:
             if self.closed:
                 raise ClientClosed("the run is over") from None
-            raise NetworkError(f"connection failed ({type(exc).__name__}: {exc})") from None
-        if response.status_code >= 400:
-            error = error_from_response(response)
+            raise NetworkError(
+                f"connection failed ({type(exc).__name__}: {one_line(str(exc), 120)})"
+            ) from None
+
+    def _read(self, response: httpx.Response, until: float) -> dict[str, Any]:
+        """The JSON object of a 2xx answer, read by ``until``; any other status an error."""
+        status = response.status_code
+        if 300 <= status < 400:
+            where = one_line(response.headers.get("Location") or "nowhere", 200)
+            raise ApiError(f"unexpected redirect (HTTP {status}) to {where}")
+        if not 200 <= status < 300:
+            content = read_body(response, until, ERROR_BODY, cut=True)
+            error = error_from_answer(status, response.reason_phrase, response.headers, content)
             if isinstance(error, RateLimited) and self.limiter is not None:
                 self.limiter.slow_down()
             raise error
+        content = read_body(response, until, self.max_body)
         try:
-            body = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise BadResponse(f"HTTP {response.status_code} with a body that is not JSON") from None
+            body = json.loads(content)
+        except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError
+            raise BadResponse(f"HTTP {status} with a body that is not JSON") from None
         if not isinstance(body, dict):
-            raise BadResponse(f"HTTP {response.status_code} with a body that is not an object")
+            raise BadResponse(f"HTTP {status} with a body that is not an object")
         return body

@@ -44,8 +44,12 @@ class RateLimiter:
         self._slowed_at: float | None = None
         self._changed_at: float | None = None
 
-    def acquire(self) -> None:
-        """Wait until one more request fits under the ceiling, then count it."""
+    def acquire(self, sleep: Callable[[float], None] | None = None) -> None:
+        """Wait until one more request fits under the ceiling, then count it.
+
+        ``sleep`` replaces the limiter's own for this wait: one that raises (a stop
+        request, the run's deadline) gives up the turn, and the next waiter goes on."""
+        sleep = sleep or self.sleep
         with self._lock:  # waiters queue here in turn: the ceiling holds across threads
             self._recover(self.clock())
             while True:
@@ -57,7 +61,7 @@ class RateLimiter:
                 if len(self._sent) < self.rate:
                     self._sent.append(now)
                     return
-                self.sleep(max(MIN_WAIT, self._sent[-self.rate] + WINDOW - now))
+                sleep(max(MIN_WAIT, self._sent[-self.rate] + WINDOW - now))
 
     def slow_down(self) -> None:
         """A 429 came back: halve the rate (never below the floor)."""

@@ -1,8 +1,10 @@
 """A ready API client: credentials, one httpx.Client for the API and one for tokens,
-the request-rate ceiling, the retry policy and (when given) the circuit breaker."""
+the request-rate ceiling, the retry policy and (when given) the circuit breaker, the
+run's stop event and deadline."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -14,6 +16,7 @@ from gscsync.api.auth import GoogleAuth, HttpxRequest
 from gscsync.api.breaker import Breaker
 from gscsync.api.client import GscClient, make_retrying
 from gscsync.api.ratelimit import RateLimiter
+from gscsync.api.transport import BoundedTransport
 from gscsync.config import Settings
 
 USER_AGENT = f"gscsync/{__version__}"
@@ -21,15 +24,32 @@ USER_AGENT = f"gscsync/{__version__}"
 
 @contextmanager
 def open_client(
-    settings: Settings, credentials: Credentials, breaker: Breaker | None = None
+    settings: Settings,
+    credentials: Credentials,
+    breaker: Breaker | None = None,
+    *,
+    stop: threading.Event | None = None,
+    deadline: float | None = None,
 ) -> Iterator[GscClient]:
-    """The client every command uses; closed (with its connections) on exit."""
+    """The client every command uses; closed (with its connections) on exit.
+
+    Every request, the token request included, ends within ``GSCSYNC_TIMEOUT`` seconds
+    (connect and whole body); none starts once ``stop`` is set or ``deadline`` (on
+    ``time.monotonic``) has passed, and none runs past the deadline."""
     timeout = httpx.Timeout(settings.timeout)
     headers = {"User-Agent": USER_AGENT}
-    with httpx.Client(timeout=timeout, headers=headers) as token_http:
-        auth = GoogleAuth(credentials, HttpxRequest(token_http))
+    with httpx.Client(
+        timeout=timeout, headers=headers, transport=BoundedTransport(), follow_redirects=False
+    ) as token_http:
+        auth = GoogleAuth(credentials, HttpxRequest(token_http, timeout=settings.timeout))
         limits = httpx.Limits(max_connections=settings.concurrency + 2)
-        with httpx.Client(auth=auth, timeout=timeout, headers=headers, limits=limits) as http:
+        with httpx.Client(
+            auth=auth,
+            timeout=timeout,
+            headers=headers,
+            transport=BoundedTransport(limits),
+            follow_redirects=False,
+        ) as http:
             client = GscClient(
                 http,
                 base_url=settings.api_url,
@@ -37,6 +57,10 @@ def open_client(
                 limiter=RateLimiter(settings.qpm),
                 gate=breaker.before_request if breaker else None,
                 on_outcome=breaker.record if breaker else None,
+                on_abandon=breaker.abandoned if breaker else None,
+                timeout=settings.timeout,
+                stop=stop,
+                deadline=deadline,
             )
             try:
                 yield client

@@ -17,6 +17,7 @@ from gscsync.emulator import (
     SiteData,
     new_service_account_key,
 )
+from gscsync.emulator.faults import KINDS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +45,16 @@ def main(argv: list[str] | None = None) -> int:
         )
     parser.add_argument("--quota-after", type=int, help="403 quotaExceeded after N queries")
     parser.add_argument("--always-fail", action="store_true")
+    parser.add_argument("--bad-rows", choices=KINDS, help="an invalid row of this kind")
+    parser.add_argument("--bad-day", help="YYYY-MM-DD: only answers for this day are bad")
+    parser.add_argument("--redirect", action="store_true", help="302 with a JSON body")
+    parser.add_argument("--drip", type=float, help="seconds between body bytes")
+    parser.add_argument("--oversize", type=int, help="pad bodies to N bytes (-1: endless)")
+    parser.add_argument(
+        "--echo-token-errors",
+        action="store_true",
+        help="token endpoint refuses, quoting the request's secrets",
+    )
     args = parser.parse_args(argv)
 
     sites = [SiteData(url) for url in (args.site or DEMO_SITES)]
@@ -60,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
         rate_truncate=args.rate_truncate,
         quota_after=args.quota_after,
         always_fail=args.always_fail,
+        bad_rows=args.bad_rows,
+        bad_day=args.bad_day,
+        redirect=args.redirect,
+        drip=args.drip,
+        oversize=args.oversize,
+        echo_token_errors=args.echo_token_errors,
     )
     config = EmulatorConfig(
         sites=sites,

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 import google.auth.exceptions
 from google.auth import jwt
 
+from gscsync.emulator import faults as hostile
 from gscsync.emulator.data import QueryError, SiteData, answer, parse_query
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
@@ -53,6 +54,19 @@ class Faults:
     # every call answers this 403: accessNotConfigured, insufficientPermissions,
     # quotaProject (user credentials without a quota project) or dailyLimitExceeded
     forbid: str | None = None
+    # hostile answers (gscsync.emulator.faults): an invalid row of this kind in the
+    # answers for bad_day (all answers when None), 302s, slow, huge or endless bodies,
+    # token refusals quoting the request's secrets
+    bad_rows: str | None = None
+    bad_day: str | None = None  # YYYY-MM-DD
+    redirect: bool = False
+    drip: float | None = None  # seconds between body bytes
+    oversize: int | None = None  # body padded to this many bytes; -1: endless
+    echo_token_errors: bool = False
+
+    def __post_init__(self) -> None:
+        if self.bad_rows is not None and self.bad_rows not in hostile.KINDS:
+            raise ValueError(f"bad_rows: {self.bad_rows!r} is not one of {hostile.KINDS}")
 
 
 @dataclass
@@ -155,6 +169,8 @@ class Emulator:
     # -- tokens --------------------------------------------------------------------------
     def token(self, form: dict[str, str]) -> dict[str, Any]:
         grant = form.get("grant_type", "")
+        if self.config.faults.echo_token_errors:
+            raise ApiAnswer(400, hostile.echo_form(form))
         if grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
             self._check_assertion(form.get("assertion", ""))
         elif grant == "refresh_token":
@@ -409,7 +425,9 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "GET" and forbid and forbid != "dailyLimitExceeded":
                 raise google_error(*FAULT_ERRORS[forbid])  # the whole API refuses
             if method == "GET" and len(parts) == 4:
-                return self._send(200, emu.list_sites())
+                if emu.config.faults.redirect and emu.config.faults.bad_day is None:
+                    return self._redirect()
+                return self._send(200, emu.list_sites(), api=True)
             site = unquote(parts[4])
             if method == "GET" and len(parts) == 5:
                 s = emu.site(site)
@@ -437,7 +455,22 @@ class _Handler(BaseHTTPRequestHandler):
                 400, "parseError", "Invalid JSON payload received.", "INVALID_ARGUMENT"
             ) from None
         doc = emu.query(site, body)
-        self._send(200, doc, truncate=fault == "truncate")
+        f = emu.config.faults
+        if f.redirect and (f.bad_day is None or hostile.one_day(body, f.bad_day)):
+            return self._redirect()
+        if f.bad_rows and hostile.targeted(f.bad_rows, body, f.bad_day):
+            doc = hostile.corrupt(
+                doc, body, f.bad_rows, marker_key=emu.config.marker_key, today=emu.today()
+            )
+            with emu.lock:
+                emu.stats["faults"] += 1
+        self._send(200, doc, truncate=fault == "truncate", api=True)
+
+    def _redirect(self) -> None:
+        """302 with a JSON body, as a login page or a misconfigured proxy might send."""
+        with self.server.emulator.lock:
+            self.server.emulator.stats["faults"] += 1
+        self._send(302, {"responseAggregationType": "byProperty"}, location=hostile.REDIRECT_TO)
 
     def _admin(self, method: str, path: str, raw: bytes) -> dict[str, Any]:
         emu = self.server.emulator
@@ -446,9 +479,12 @@ class _Handler(BaseHTTPRequestHandler):
             emu.advance(int(body.get("advance_days", 0)))
         elif path == "/_emulator/faults" and method == "POST":
             names = {f.name for f in fields(Faults)}
-            emu.config.faults = Faults(
-                **{**asdict(emu.config.faults), **{k: v for k, v in body.items() if k in names}}
-            )
+            try:
+                emu.config.faults = Faults(
+                    **{**asdict(emu.config.faults), **{k: v for k, v in body.items() if k in names}}
+                )
+            except ValueError as exc:
+                raise google_error(400, "badRequest", str(exc), "INVALID_ARGUMENT") from None
         elif path == "/_emulator/expire_tokens" and method == "POST":
             emu.expire_tokens()
         elif path == "/_emulator/stats" and method == "GET":
@@ -462,17 +498,54 @@ class _Handler(BaseHTTPRequestHandler):
                 "final_through": emu.final_through().isoformat(),
             }
 
-    def _send(self, status: int, doc: dict[str, Any], *, truncate: bool = False) -> None:
+    def _send(
+        self,
+        status: int,
+        doc: dict[str, Any],
+        *,
+        truncate: bool = False,
+        api: bool = False,
+        location: str | None = None,
+    ) -> None:
+        """Answer ``doc`` as JSON; ``api`` answers (not the token endpoint's, not the test
+        hooks') get the body faults: drip, oversize."""
         payload = json.dumps(doc).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        if truncate:
-            self.wfile.write(payload[: len(payload) // 2])
+        f = self.server.emulator.config.faults
+        size = f.oversize if api and f.oversize is not None else len(payload)
+        drip = f.drip if api else None
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=UTF-8")
+            if location is not None:
+                self.send_header("Location", location)
+            if size >= 0:
+                self.send_header("Content-Length", str(max(size, len(payload))))
+            else:  # endless: the body ends when the connection does
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            self.end_headers()
+            if truncate:
+                self.wfile.write(payload[: len(payload) // 2])
+                self.close_connection = True
+            elif drip:
+                for i in range(len(payload)):
+                    self.wfile.write(payload[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(drip)
+            else:
+                self.wfile.write(payload)
+                self._pad(size - len(payload) if size >= 0 else None)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up: fine
             self.close_connection = True
-            return
-        self.wfile.write(payload)
+
+    def _pad(self, count: int | None) -> None:
+        """``count`` bytes of whitespace (None: until the client hangs up)."""
+        block = b" " * 65536
+        while count is None or count > 0:
+            chunk = block if count is None else block[: min(count, len(block))]
+            self.wfile.write(chunk)
+            if count is not None:
+                count -= len(chunk)
 
 
 class EmulatorServer(ThreadingHTTPServer):
