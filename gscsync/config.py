@@ -24,14 +24,20 @@ from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
 from gscsync.errors import ConfigError
-from gscsync.files import NotSmallRegularFile, read_small_file, same_file, sqlite_files
+from gscsync.files import (
+    CONFIG_LIMIT,
+    NotSmallRegularFile,
+    read_small_file,
+    same_file,
+    sqlite_files,
+)
 from gscsync.models import SEARCH_TYPE_NAMES, DataState
 
 DEFAULT_API_URL = "https://searchconsole.googleapis.com"
 T = TypeVar("T")
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off"}
-ENV_FILE_MAX_BYTES = 1_000_000
+ENV_FILE_MAX_BYTES = CONFIG_LIMIT
 HOUR, DAY = 3600, 86400
 
 

@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 PRIVATE_MODE = 0o600
+CONFIG_LIMIT = 1_000_000  # bytes: settings and credentials files are far smaller
 # SQLite's own files beside a database: a write to any of them can corrupt it.
 SQLITE_SIDECARS = ("", "-wal", "-shm", "-journal")
 

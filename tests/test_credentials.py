@@ -296,3 +296,34 @@ def test_the_adc_file_content_never_reaches_an_error(tmp_path: Path, adc_dir: Pa
     with pytest.raises(ConfigError, match="lacks client_secret, refresh_token") as info:
         load_credentials(None)
     assert str(adc_dir / ADC_NAME) in str(info.value)
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo", "device", "huge"])
+def test_a_credentials_path_that_is_not_a_small_regular_file_is_refused_at_once(
+    tmp_path: Path, kind: str
+) -> None:
+    import os
+    import threading
+
+    path = tmp_path / "creds.json"
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "device":
+        path = Path("/dev/zero")
+    else:
+        path.write_bytes(b" " * (2 << 20))
+    outcome: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            load_credentials(path)
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            outcome.append(exc)
+
+    thread = threading.Thread(target=load, daemon=True)
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive(), "blocked or read without end"
+    assert isinstance(outcome[0], ConfigError) and str(path) in str(outcome[0])

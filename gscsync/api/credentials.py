@@ -24,6 +24,7 @@ from google.oauth2 import credentials as user_credentials
 from google.oauth2 import service_account
 
 from gscsync.errors import ConfigError
+from gscsync.files import CONFIG_LIMIT, NotSmallRegularFile, read_small_file
 from gscsync.logs import register_secret
 
 SCOPE = "https://www.googleapis.com/auth/webmasters.readonly"
@@ -130,7 +131,11 @@ def _from_info(kind: str, info: Mapping[str, Any], scopes: list[str]) -> Credent
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_small_file(path, CONFIG_LIMIT).decode("utf-8")
+    except NotSmallRegularFile as exc:
+        raise ConfigError(
+            f"credentials file {path} cannot be read ({exc}); give the JSON key file itself"
+        ) from None
     except FileNotFoundError:
         raise ConfigError(
             f"credentials file {path} does not exist; check GSCSYNC_CREDENTIALS"
