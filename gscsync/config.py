@@ -10,19 +10,17 @@ its ``-wal``/``-shm``/``-journal``, the ``.env`` file, the credentials).
 from __future__ import annotations
 
 import io
-import math
 import os
 import re
-import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
+from gscsync import parse
 from gscsync.errors import ConfigError
 from gscsync.files import (
     CONFIG_LIMIT,
@@ -38,7 +36,6 @@ T = TypeVar("T")
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off"}
 ENV_FILE_MAX_BYTES = CONFIG_LIMIT
-HOUR, DAY = 3600, 86400
 
 
 @dataclass(frozen=True)
@@ -76,170 +73,6 @@ class Settings:
         return self.lock_file or Path(f"{self.db}.lock")
 
 
-# -- parsers: each takes the raw value and the name it came from -------------------------
-
-
-def _int(lo: int, hi: int | None = None) -> Callable[[Any, str], int]:
-    def parse(raw: Any, name: str) -> int:
-        try:
-            value = int(str(raw).strip())
-        except ValueError:
-            raise ConfigError(f"{name}={raw!r} is not a whole number") from None
-        if value < lo or (hi is not None and value > hi):
-            upper = f" and {hi}" if hi is not None else ""
-            word = "between" if hi is not None else "at least"
-            raise ConfigError(f"{name}={raw!r} must be {word} {lo}{upper}")
-        return value
-
-    return parse
-
-
-def _seconds(most: int, *, zero: bool = False) -> Callable[[Any, str], float]:
-    """Seconds: finite, positive (or 0 when ``zero``), at most ``most``."""
-    count, unit = (most // DAY, "day") if most % DAY == 0 else (most // HOUR, "hour")
-    span = f"{count} {unit}" + ("s" if count > 1 else "")
-
-    def parse(raw: Any, name: str) -> float:
-        try:
-            value = float(str(raw).strip())
-        except ValueError:
-            value = math.nan
-        if math.isnan(value):
-            raise ConfigError(f"{name}={raw!r} is not a number of seconds")
-        if zero and value == 0:
-            return 0.0
-        if not value > 0:
-            word = "0 or a positive" if zero else "a positive"
-            raise ConfigError(f"{name}={raw!r} must be {word} number of seconds")
-        if value > most:
-            raise ConfigError(f"{name}={raw!r} is too long: at most {most} seconds ({span})")
-        return value
-
-    return parse
-
-
-def _optional(parse: Callable[[Any, str], T]) -> Callable[[Any, str], T | None]:
-    """``parse``, with an unset or empty value meaning None."""
-
-    def parse_optional(raw: Any, name: str) -> T | None:
-        if raw is None or str(raw).strip() == "":
-            return None
-        return parse(raw, name)
-
-    return parse_optional
-
-
-def _bool(raw: Any, name: str) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    word = str(raw).strip().lower()
-    if word in TRUE_WORDS:
-        return True
-    if word in FALSE_WORDS:
-        return False
-    raise ConfigError(f"{name}={raw!r} is not a boolean; use true/false, 1/0, yes/no or on/off")
-
-
-def _choice(*choices: str) -> Callable[[Any, str], str]:
-    def parse(raw: Any, name: str) -> str:
-        value = str(raw).strip().lower()
-        if value not in choices:
-            raise ConfigError(f"{name}={raw!r} is not one of: {', '.join(choices)}")
-        return value
-
-    return parse
-
-
-def _path(raw: Any, name: str) -> Path:
-    text = str(raw).strip()
-    if not text:
-        raise ConfigError(f"{name} is empty; give a file path")
-    return Path(text).expanduser()
-
-
-def _control_char(text: str) -> str | None:
-    """The first control or invisible format character in ``text`` (newline, tab, NUL,
-    zero-width space...), which urlsplit would silently drop or keep."""
-    for ch in text:
-        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
-            return ch
-    return None
-
-
-def _url(raw: Any, name: str) -> str:
-    text = str(raw).strip().rstrip("/")
-    if (ch := _control_char(text)) is not None:
-        raise ConfigError(f"{name}={raw!r} contains the control character {ch!r}")
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"{name}={raw!r} is not an http(s) URL")
-    return text
-
-
-def _split(raw: Any) -> list[str]:
-    items = raw if isinstance(raw, (list, tuple)) else str(raw).split(",")
-    return [str(item).strip() for item in items if str(item).strip()]
-
-
-def _search_types(raw: Any, name: str) -> tuple[str, ...]:
-    known = {t.lower(): t for t in SEARCH_TYPE_NAMES}
-    out: list[str] = []
-    for item in _split(raw):
-        canonical = known.get(item.lower().replace("_", ""))
-        if canonical is None:
-            raise ConfigError(
-                f"{name}: unknown search type {item!r}; use any of {', '.join(SEARCH_TYPE_NAMES)}"
-            )
-        if canonical not in out:
-            out.append(canonical)
-    if not out:
-        raise ConfigError(f"{name} is empty; use any of {', '.join(SEARCH_TYPE_NAMES)}")
-    return tuple(out)
-
-
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]*$", re.I)
-
-
-def validate_site(site: str, name: str = "site") -> str:
-    """Return ``site`` if it is a well-formed Search Console property, else ConfigError."""
-    site = site.strip()
-    if (ch := _control_char(site)) is not None:
-        raise ConfigError(
-            f"{name}: {site!r} contains the control character {ch!r}; write the property "
-            "on one line, exactly as Search Console lists it"
-        )
-    if site.startswith("sc-domain:"):
-        domain = site[len("sc-domain:") :]
-        if not _DOMAIN.match(domain):
-            raise ConfigError(
-                f"{name}: {site!r} is not a domain property; write it as sc-domain:example.com "
-                "(no scheme, no path)"
-            )
-        return site
-    parts = urlsplit(site)
-    if parts.scheme in ("http", "https") and parts.netloc:
-        if not site.endswith("/"):
-            raise ConfigError(
-                f"{name}: URL-prefix property {site!r} must end with '/'; "
-                f"Search Console spells it {site}/"
-            )
-        return site
-    if _DOMAIN.match(site):
-        raise ConfigError(
-            f"{name}: {site!r} is neither a domain nor a URL-prefix property; write "
-            f"sc-domain:{site} or https://{site}/ exactly as Search Console lists it "
-            "(`gscsync sites` shows them)"
-        )
-    raise ConfigError(
-        f"{name}: {site!r} is not a Search Console property; use sc-domain:example.com "
-        "or https://www.example.com/"
-    )
-
-
-def _sites(raw: Any, name: str) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(validate_site(s, name) for s in _split(raw)))
-
-
 @dataclass(frozen=True)
 class _Spec:
     attr: str
@@ -253,29 +86,31 @@ _SPECS: tuple[_Spec, ...] = (
         "credentials",
         ("GSCSYNC_CREDENTIALS", "GOOGLE_APPLICATION_CREDENTIALS"),
         None,
-        _optional(_path),
+        parse.optional(parse.path),
     ),
-    _Spec("sites", ("GSCSYNC_SITES",), "--site", _sites),
-    _Spec("db", ("GSCSYNC_DB",), "--db", _path),
-    _Spec("search_types", ("GSCSYNC_SEARCH_TYPES",), "--search-type", _search_types),
-    _Spec("data_state", ("GSCSYNC_DATA_STATE",), None, _choice("final", "all")),
-    _Spec("sync_days", ("GSCSYNC_SYNC_DAYS",), None, _int(1, 540)),
-    _Spec("enabled", ("GSCSYNC_ENABLED",), None, _bool),
-    _Spec("api_url", ("GSCSYNC_API_URL",), None, _url),
-    _Spec("concurrency", ("GSCSYNC_CONCURRENCY",), None, _int(1, 64)),
-    _Spec("qpm", ("GSCSYNC_QPM",), None, _int(1, 100_000)),
-    _Spec("timeout", ("GSCSYNC_TIMEOUT",), None, _seconds(HOUR)),
-    _Spec("max_attempts", ("GSCSYNC_MAX_ATTEMPTS",), None, _int(1, 50)),
-    _Spec("max_runtime", ("GSCSYNC_MAX_RUNTIME",), None, _optional(_seconds(7 * DAY))),
-    _Spec("lock_file", ("GSCSYNC_LOCK_FILE",), None, _optional(_path)),
-    _Spec("log_format", ("GSCSYNC_LOG_FORMAT",), "--log-format", _choice("text", "json")),
-    _Spec("healthcheck_url", ("GSCSYNC_HEALTHCHECK_URL",), None, _optional(_url)),
-    _Spec("metrics_file", ("GSCSYNC_METRICS_FILE",), None, _optional(_path)),
-    _Spec("breaker_threshold", ("GSCSYNC_BREAKER_THRESHOLD",), None, _int(1, 10_000)),
-    _Spec("breaker_cooldown", ("GSCSYNC_BREAKER_COOLDOWN",), None, _int(1, 7 * 86400)),
-    _Spec("retention_days", ("GSCSYNC_RETENTION_DAYS",), None, _int(1, 36500)),
-    _Spec("quota_cooloff", ("GSCSYNC_QUOTA_COOLOFF",), None, _seconds(HOUR)),
-    _Spec("quota_patience", ("GSCSYNC_QUOTA_PATIENCE",), None, _seconds(DAY, zero=True)),
+    _Spec("sites", ("GSCSYNC_SITES",), "--site", parse.sites),
+    _Spec("db", ("GSCSYNC_DB",), "--db", parse.path),
+    _Spec("search_types", ("GSCSYNC_SEARCH_TYPES",), "--search-type", parse.search_types),
+    _Spec("data_state", ("GSCSYNC_DATA_STATE",), None, parse.choice("final", "all")),
+    _Spec("sync_days", ("GSCSYNC_SYNC_DAYS",), None, parse.whole(1, 540)),
+    _Spec("enabled", ("GSCSYNC_ENABLED",), None, parse.boolean),
+    _Spec("api_url", ("GSCSYNC_API_URL",), None, parse.url),
+    _Spec("concurrency", ("GSCSYNC_CONCURRENCY",), None, parse.whole(1, 64)),
+    _Spec("qpm", ("GSCSYNC_QPM",), None, parse.whole(1, 100_000)),
+    _Spec("timeout", ("GSCSYNC_TIMEOUT",), None, parse.seconds(parse.HOUR)),
+    _Spec("max_attempts", ("GSCSYNC_MAX_ATTEMPTS",), None, parse.whole(1, 50)),
+    _Spec(
+        "max_runtime", ("GSCSYNC_MAX_RUNTIME",), None, parse.optional(parse.seconds(7 * parse.DAY))
+    ),
+    _Spec("lock_file", ("GSCSYNC_LOCK_FILE",), None, parse.optional(parse.path)),
+    _Spec("log_format", ("GSCSYNC_LOG_FORMAT",), "--log-format", parse.choice("text", "json")),
+    _Spec("healthcheck_url", ("GSCSYNC_HEALTHCHECK_URL",), None, parse.optional(parse.url)),
+    _Spec("metrics_file", ("GSCSYNC_METRICS_FILE",), None, parse.optional(parse.path)),
+    _Spec("breaker_threshold", ("GSCSYNC_BREAKER_THRESHOLD",), None, parse.whole(1, 10_000)),
+    _Spec("breaker_cooldown", ("GSCSYNC_BREAKER_COOLDOWN",), None, parse.whole(1, 7 * 86400)),
+    _Spec("retention_days", ("GSCSYNC_RETENTION_DAYS",), None, parse.whole(1, 36500)),
+    _Spec("quota_cooloff", ("GSCSYNC_QUOTA_COOLOFF",), None, parse.seconds(parse.HOUR)),
+    _Spec("quota_patience", ("GSCSYNC_QUOTA_PATIENCE",), None, parse.seconds(parse.DAY, zero=True)),
 )
 
 ENV_VARS: tuple[str, ...] = tuple(name for spec in _SPECS for name in spec.env)
@@ -354,7 +189,7 @@ def load_settings(
 
 def _db_without_dotenv(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Path:
     raw, source = _pick(next(s for s in _SPECS if s.attr == "db"), flags, environ, {})
-    return Settings.db if source == "default" else _path(raw, source)
+    return Settings.db if source == "default" else parse.path(raw, source)
 
 
 def _refuse_env_file_is_db(env_path: Path, env_file: Path | None, db: Path) -> None:

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from gscsync.config import Settings, load_settings, validate_site
+from gscsync.config import Settings, load_settings
 from gscsync.errors import ConfigError
 from gscsync.models import SEARCH_TYPE_NAMES
+from gscsync.parse import validate_site
 from tests.conftest import run_cli
 
 

@@ -1,0 +1,181 @@
+"""Parsers for setting values: each takes the raw value and the name it came from, and
+returns the typed value or raises ``ConfigError`` naming that variable or flag."""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from gscsync.errors import ConfigError
+from gscsync.models import SEARCH_TYPE_NAMES
+
+T = TypeVar("T")
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off"}
+HOUR, DAY = 3600, 86400
+
+
+def whole(lo: int, hi: int | None = None) -> Callable[[Any, str], int]:
+    def parse(raw: Any, name: str) -> int:
+        try:
+            value = int(str(raw).strip())
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+        if value < lo or (hi is not None and value > hi):
+            upper = f" and {hi}" if hi is not None else ""
+            word = "between" if hi is not None else "at least"
+            raise ConfigError(f"{name}={raw!r} must be {word} {lo}{upper}")
+        return value
+
+    return parse
+
+
+def seconds(most: int, *, zero: bool = False) -> Callable[[Any, str], float]:
+    """Seconds: finite, positive (or 0 when ``zero``), at most ``most``."""
+    count, unit = (most // DAY, "day") if most % DAY == 0 else (most // HOUR, "hour")
+    span = f"{count} {unit}" + ("s" if count > 1 else "")
+
+    def parse(raw: Any, name: str) -> float:
+        try:
+            value = float(str(raw).strip())
+        except ValueError:
+            value = math.nan
+        if math.isnan(value):
+            raise ConfigError(f"{name}={raw!r} is not a number of seconds")
+        if zero and value == 0:
+            return 0.0
+        if not value > 0:
+            word = "0 or a positive" if zero else "a positive"
+            raise ConfigError(f"{name}={raw!r} must be {word} number of seconds")
+        if value > most:
+            raise ConfigError(f"{name}={raw!r} is too long: at most {most} seconds ({span})")
+        return value
+
+    return parse
+
+
+def optional(parse: Callable[[Any, str], T]) -> Callable[[Any, str], T | None]:
+    """``parse``, with an unset or empty value meaning None."""
+
+    def parse_optional(raw: Any, name: str) -> T | None:
+        if raw is None or str(raw).strip() == "":
+            return None
+        return parse(raw, name)
+
+    return parse_optional
+
+
+def boolean(raw: Any, name: str) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    word = str(raw).strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean; use true/false, 1/0, yes/no or on/off")
+
+
+def choice(*choices: str) -> Callable[[Any, str], str]:
+    def parse(raw: Any, name: str) -> str:
+        value = str(raw).strip().lower()
+        if value not in choices:
+            raise ConfigError(f"{name}={raw!r} is not one of: {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def path(raw: Any, name: str) -> Path:
+    text = str(raw).strip()
+    if not text:
+        raise ConfigError(f"{name} is empty; give a file path")
+    return Path(text).expanduser()
+
+
+def control_char(text: str) -> str | None:
+    """The first control or invisible format character in ``text`` (newline, tab, NUL,
+    zero-width space...), which urlsplit would silently drop or keep."""
+    for ch in text:
+        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+            return ch
+    return None
+
+
+def url(raw: Any, name: str) -> str:
+    text = str(raw).strip().rstrip("/")
+    if (ch := control_char(text)) is not None:
+        raise ConfigError(f"{name}={raw!r} contains the control character {ch!r}")
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{name}={raw!r} is not an http(s) URL")
+    return text
+
+
+def split(raw: Any) -> list[str]:
+    items = raw if isinstance(raw, (list, tuple)) else str(raw).split(",")
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
+def search_types(raw: Any, name: str) -> tuple[str, ...]:
+    known = {t.lower(): t for t in SEARCH_TYPE_NAMES}
+    out: list[str] = []
+    for item in split(raw):
+        canonical = known.get(item.lower().replace("_", ""))
+        if canonical is None:
+            raise ConfigError(
+                f"{name}: unknown search type {item!r}; use any of {', '.join(SEARCH_TYPE_NAMES)}"
+            )
+        if canonical not in out:
+            out.append(canonical)
+    if not out:
+        raise ConfigError(f"{name} is empty; use any of {', '.join(SEARCH_TYPE_NAMES)}")
+    return tuple(out)
+
+
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]*$", re.I)
+
+
+def validate_site(site: str, name: str = "site") -> str:
+    """Return ``site`` if it is a well-formed Search Console property, else ConfigError."""
+    site = site.strip()
+    if (ch := control_char(site)) is not None:
+        raise ConfigError(
+            f"{name}: {site!r} contains the control character {ch!r}; write the property "
+            "on one line, exactly as Search Console lists it"
+        )
+    if site.startswith("sc-domain:"):
+        domain = site[len("sc-domain:") :]
+        if not _DOMAIN.match(domain):
+            raise ConfigError(
+                f"{name}: {site!r} is not a domain property; write it as sc-domain:example.com "
+                "(no scheme, no path)"
+            )
+        return site
+    parts = urlsplit(site)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        if not site.endswith("/"):
+            raise ConfigError(
+                f"{name}: URL-prefix property {site!r} must end with '/'; "
+                f"Search Console spells it {site}/"
+            )
+        return site
+    if _DOMAIN.match(site):
+        raise ConfigError(
+            f"{name}: {site!r} is neither a domain nor a URL-prefix property; write "
+            f"sc-domain:{site} or https://{site}/ exactly as Search Console lists it "
+            "(`gscsync sites` shows them)"
+        )
+    raise ConfigError(
+        f"{name}: {site!r} is not a Search Console property; use sc-domain:example.com "
+        "or https://www.example.com/"
+    )
+
+
+def sites(raw: Any, name: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(validate_site(s, name) for s in split(raw)))
