@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from gscsync.api import Breaker, GscClient, identity, load_credentials, open_client
 from gscsync.config import Settings
 from gscsync.dates import iso_utc, pacific_today
-from gscsync.engine import Engine, call_abandonable
+from gscsync.engine import Engine
 from gscsync.errors import (
     ApiError,
     BreakerOpen,
@@ -40,6 +40,7 @@ from gscsync.models import (
     StatusReport,
 )
 from gscsync.planner import LedgerOf, backfill_jobs, backfill_range, sync_jobs
+from gscsync.pool import call_abandonable
 from gscsync.runlog import RunLog, error_for, ping
 from gscsync.store import Store, check_db_path, memory_store, open_store, open_store_readonly
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import heapq
 import logging
-import queue
 import threading
 import time
 from collections import deque
@@ -20,7 +19,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, TypeVar
+from typing import Any
 
 from gscsync.api.breaker import Breaker
 from gscsync.api.client import ClientClosed, GscClient
@@ -36,100 +35,35 @@ from gscsync.errors import (
     Unauthorized,
     WorkerError,
 )
-from gscsync.fetch import DAILY_ROW_CAP, Probe, fetch_day, probe
+from gscsync.fetch import DAILY_ROW_CAP, Probe, fetch_chunk, probe, size_job
 from gscsync.logs import scrub
 from gscsync.models import (
     ZERO_TOTALS,
+    Chunk,
     DataState,
     DayData,
     DayTask,
     Job,
+    Packing,
     ProgressCallback,
     RunReport,
-    Totals,
 )
-from gscsync.planner import assumed_final, plan_days
+from gscsync.parse import scheme_hint
+from gscsync.planner import assumed_final, pack, plan_days
+from gscsync.pool import POLL, DaemonPool
 from gscsync.store import Store
 
 log = logging.getLogger("gscsync")
-
-T = TypeVar("T")
-POLL = 0.2  # seconds between checks for a stop signal or the deadline while waiting
-
-
-def _scheme_hint(site_url: str) -> str:
-    """http:// and https:// are different properties to Search Console."""
-    for a, b in (("http://", "https://"), ("https://", "http://")):
-        if site_url.startswith(a):
-            return (
-                f" (Search Console treats {a} and {b} as different properties: is it {b}"
-                f"{site_url[len(a) :]}?)"
-            )
-    return ""
+# Chunks that may hold a capped day (tens of MB each while parsed) in flight at once: the
+# memory budget. Big days are CPU-bound to parse and write, so more would gain little.
+BIG_INFLIGHT = 2
+# errors about the run or the whole site, not a day: splitting a chunk would not help
+RUN_OR_SITE = (PermissionDenied, Unauthorized, AccessRefused, Tripped, ClientClosed)
+Work = Job | Packing | Chunk  # a probe, a sizing request, or a chunk of days to fetch
 
 
-def call_abandonable(
-    fn: Callable[[], T], stop: threading.Event, deadline: float | None, report: RunReport
-) -> T | None:
-    """``fn()`` on a daemon thread, given up on a stop signal or at the deadline (None then,
-    with ``report.stopped`` saying why): a hung ``sites.list`` or token request cannot hold
-    the run past either."""
-    if stop.is_set():
-        report.stopped = "signal"
-        return None
-    with DaemonPool(1) as pool:
-        fut = pool.submit(fn)
-        while not fut.done():
-            if stop.wait(POLL):
-                report.stopped = "signal"
-            elif deadline is not None and time.monotonic() >= deadline:
-                report.stopped = "deadline"
-            else:
-                continue
-            log.warning("stopping (%s) before the work began", report.stopped)
-            return None
-        try:
-            result: T = fut.result()
-        except ClientClosed:  # the client saw the stop or the deadline first
-            report.stopped = "signal" if stop.is_set() else "deadline"
-            return None
-        return result
-
-
-class DaemonPool:
-    """A fixed pool of daemon worker threads: work in flight never delays the exit."""
-
-    def __init__(self, workers: int) -> None:
-        self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = (
-            queue.SimpleQueue()
-        )
-        self._threads = [
-            threading.Thread(target=self._work, name=f"gscsync-fetch-{n}", daemon=True)
-            for n in range(workers)
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def _work(self) -> None:
-        while (item := self._queue.get()) is not None:
-            fut, fn = item
-            if fut.set_running_or_notify_cancel():
-                try:
-                    fut.set_result(fn())
-                except BaseException as exc:  # handed to the writer through the future
-                    fut.set_exception(exc)
-
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
-        fut: Future[Any] = Future()
-        self._queue.put((fut, lambda: fn(*args)))
-        return fut
-
-    def __enter__(self) -> DaemonPool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for _ in self._threads:
-            self._queue.put(None)  # idle workers end; busy ones end with the process
+def task_key(task: DayTask) -> tuple[str, str, str]:
+    return task.site_url, task.search_type, task.date
 
 
 @dataclass(eq=False)
@@ -149,29 +83,27 @@ class Engine:
     report: RunReport = field(default_factory=RunReport)
     quota_cooloff: float = 60.0  # first pause after a quota answer; doubled each time
     quota_patience: float = 900.0  # pauses in all before the run stops (Google: 15 min)
+    big_inflight: int = field(default_factory=lambda: BIG_INFLIGHT)
     _resume_at: float | None = field(default=None, init=False)
     _cooloffs: int = field(default=0, init=False)
     _waited: float = field(default=0.0, init=False)
 
     def run(self, jobs: Iterable[Job]) -> RunReport:
-        """Probe, plan, fetch and write every job's days: probes first, then days newest first
-        across all jobs, so a run cut short holds the most recent data."""
+        """Probe every job first, then size its days (one request per job), then fetch the
+        chunks newest first across all jobs, so a run cut short holds the most recent data."""
         report = self.report
         self._probes: deque[Job] = deque(job for job in jobs if job.candidates)
-        self._days: list[tuple[int, DayTask, Totals]] = []  # heap on -ordinal: newest first
-        inflight: dict[Future[Any], tuple[Job | DayTask, Totals]] = {}
+        self._packings: deque[Packing] = deque()
+        self._chunks: list[tuple[int, int, Chunk]] = []  # heap: newest first, then order
+        self._seq = 0
+        inflight: dict[Future[Any], Work] = {}
         with DaemonPool(self.concurrency) as pool:
-            while self._probes or self._days or inflight:
+            while self._probes or self._packings or self._chunks or inflight:
                 while self._has_work() and len(inflight) < self.concurrency:
-                    if self._probes:
-                        job = self._probes.popleft()
-                        inflight[pool.submit(self._probe, job)] = (job, ZERO_TOTALS)
-                        continue
-                    _, task, totals = heapq.heappop(self._days)
-                    if task.site_url in report.denied_sites:
-                        self._fail(task, report.denied_sites[task.site_url])
-                        continue
-                    inflight[pool.submit(fetch_day, self.client, task, totals)] = (task, totals)
+                    work = self._next(inflight)
+                    if work is None:
+                        break
+                    inflight[self._submit(pool, work)] = work
                 if not inflight:
                     if self._cooling() and not self._should_stop():
                         self.stop.wait(POLL)  # a signal ends the wait at once
@@ -181,34 +113,77 @@ class Engine:
                 if self._abandon(inflight):
                     break
                 for fut in done:
-                    item, totals = inflight.pop(fut)
-                    if isinstance(item, Job):
-                        for task, day_totals in self._after_probe(item, fut):
-                            self._push_day(task, day_totals)
-                    else:
-                        self._after_day(item, fut, totals)
+                    self._after(inflight.pop(fut), fut)
                     report.requests = self.client.requests
                     self._progress()
         report.requests = self.client.requests
         return report
 
-    def _push_day(self, task: DayTask, totals: Totals) -> None:
-        heapq.heappush(self._days, (-date.fromisoformat(task.date).toordinal(), task, totals))
+    def _next(self, inflight: dict[Future[Any], Work]) -> Work | None:
+        """The next work to start: probes, then sizing, then the newest chunk that the
+        memory budget admits (at most ``big_inflight`` chunks that may hold capped days)."""
+        if self._probes:
+            return self._probes.popleft()
+        if self._packings:
+            return self._packings.popleft()
+        big = sum(1 for w in inflight.values() if isinstance(w, Chunk) and w.big)
+        held: list[tuple[int, int, Chunk]] = []
+        found: Chunk | None = None
+        while self._chunks and found is None:
+            entry = heapq.heappop(self._chunks)
+            chunk = entry[2]
+            if chunk.site_url in self.report.denied_sites:
+                for task, _ in chunk.days:
+                    self._fail(task, self.report.denied_sites[chunk.site_url])
+            elif chunk.big and big >= self.big_inflight:
+                held.append(entry)
+            else:
+                found = chunk
+        for entry in held:
+            heapq.heappush(self._chunks, entry)
+        return found
+
+    def _submit(self, pool: DaemonPool, work: Work) -> Future[Any]:
+        if isinstance(work, Job):
+            return pool.submit(self._probe, work)
+        if isinstance(work, Packing):
+            return pool.submit(size_job, self.client, work)
+        return pool.submit(fetch_chunk, self.client, work)
+
+    def _after(self, work: Work, fut: Future[Any]) -> None:
+        if isinstance(work, Job):
+            self._after_probe(work, fut)
+        elif isinstance(work, Packing):
+            self._after_packing(work, fut)
+        else:
+            self._after_chunk(work, fut)
+
+    def _push(self, chunks: Iterable[Chunk]) -> None:
+        for chunk in chunks:
+            self._seq += 1
+            key = -date.fromisoformat(chunk.newest).toordinal()
+            heapq.heappush(self._chunks, (key, self._seq, chunk))
+
+    def _requeue(self, work: Work) -> None:
+        if isinstance(work, Job):
+            self._probes.appendleft(work)
+        elif isinstance(work, Packing):
+            self._packings.appendleft(work)
+        else:
+            self._push([work])
 
     def _has_work(self) -> bool:
-        return bool(self._probes or self._days) and not self._cooling() and not self._should_stop()
+        queued = self._probes or self._packings or self._chunks
+        return bool(queued) and not self._cooling() and not self._should_stop()
 
     # -- quota: cool off, then go on, within a bound ---------------------------------------
 
     def _cooling(self) -> bool:
         return self._resume_at is not None and self.clock() < self._resume_at
 
-    def _quota(self, exc: QuotaExceeded, item: Job | DayTask, totals: Totals) -> None:
+    def _quota(self, exc: QuotaExceeded, work: Work) -> None:
         """A quota answer: put the work back, pause new requests, and stop past the bound."""
-        if isinstance(item, Job):
-            self._probes.appendleft(item)
-        else:
-            self._push_day(item, totals)
+        self._requeue(work)
         if self._cooling():
             return  # answers to requests sent before the pause began
         wait_s = exc.retry_after or self.quota_cooloff * 2**self._cooloffs
@@ -269,44 +244,79 @@ class Engine:
             log.debug("worker failed", exc_info=exc)
             raise WorkerError(f"internal error: {type(exc).__name__}: {exc}") from exc
 
-    def _after_probe(self, job: Job, fut: Future[Any]) -> list[tuple[DayTask, Totals]]:
+    def _after_probe(self, job: Job, fut: Future[Any]) -> None:
         try:
             result: Probe = self._result(fut)
         except QuotaExceeded as exc:
-            self._quota(exc, job, ZERO_TOTALS)
-            return []
+            self._quota(exc, job)
+            return
         except ApiError as exc:
             self._job_failed(job, exc)
-            return []
+            return
         self._cooloffs = 0
         planned = plan_days(job.candidates, result.finality, data_state=self.data_state)
-        tasks = [
+        days = [
             (
                 DayTask(job.site_url, job.search_type, d.isoformat(), fresh),
                 result.totals.get(d.isoformat(), ZERO_TOTALS),
             )
-            for d, fresh in planned
+            for d, fresh in sorted(planned)
         ]
-        self.report.days_planned += len(tasks)
+        self.report.days_planned += len(days)
         log.info(
             "%s %s: %d day(s) to fetch, final through %s",
             job.site_url,
             job.search_type,
-            len(tasks),
+            len(days),
             result.finality.final_through or "unknown",
         )
-        return tasks
+        # A day without impressions has no row to ask for: final and empty, no request.
+        for task, totals in days:
+            if not totals.impressions:
+                self._write(DayData(task=task, totals=totals))
+        wanted = tuple(d for d in days if d[1].impressions)
+        if len(wanted) > 1:  # size them (one request) to pack the small ones together
+            self._packings.append(Packing(job.site_url, job.search_type, wanted))
+        else:
+            self._push(pack(wanted, None))
 
-    def _after_day(self, task: DayTask, fut: Future[Any], totals: Totals) -> None:
+    def _after_packing(self, packing: Packing, fut: Future[Any]) -> None:
         try:
-            data: DayData = self._result(fut)
+            bounds, appearance = self._result(fut)
         except QuotaExceeded as exc:
-            self._quota(exc, task, totals)
+            self._quota(exc, packing)
             return
         except ApiError as exc:
-            self._day_failed(task, exc)
+            if self._record_error(packing.site_url, exc, f"{packing.site_url} sizing"):
+                self._push(pack(packing.days, None))  # fetch day by day instead
             return
         self._cooloffs = 0
+        self._push(pack(packing.days, bounds, appearance))
+
+    def _after_chunk(self, chunk: Chunk, fut: Future[Any]) -> None:
+        try:
+            days: list[DayData] = self._result(fut)
+        except QuotaExceeded as exc:
+            self._quota(exc, chunk)
+            return
+        except ApiError as exc:
+            if len(chunk.days) > 1 and not isinstance(exc, RUN_OR_SITE):
+                log.warning(
+                    "%s: a packed request failed (%s); fetching its days one by one",
+                    chunk.site_url,
+                    exc,
+                )
+                self._push(pack(chunk.days, None))  # so a bad day fails alone
+                return
+            for task, _ in chunk.days:
+                self._day_failed(task, exc)
+            return
+        self._cooloffs = 0
+        for data in days:
+            self._write(data)
+
+    def _write(self, data: DayData) -> None:
+        task = data.task
         if not data.rows and not task.fresh and (kept := self.store.final_rows(task)):
             log.warning(
                 "%s %s %s: the API now answers no rows for this final day; keeping the %d "
@@ -329,14 +339,7 @@ class Engine:
                 task.date,
                 DAILY_ROW_CAP,
             )
-        log.debug(
-            "%s %s %s: %s, %d rows",
-            task.site_url,
-            task.search_type,
-            task.date,
-            data.status,
-            len(data.rows),
-        )
+        log.debug("%s %s %s: %s, %d rows", *task_key(task), data.status, len(data.rows))
 
     def _job_failed(self, job: Job, exc: ApiError) -> None:
         if self._record_error(
@@ -382,7 +385,7 @@ class Engine:
                 "shows it and that these credentials are a user of it%s",
                 site_url,
                 exc.message,
-                _scheme_hint(site_url),
+                scheme_hint(site_url),
             )
 
     def _fail(self, task: DayTask, message: str) -> None:

@@ -23,9 +23,11 @@ from gscsync.models import (
     DETAIL_DIMENSIONS,
     SEARCH_TYPES,
     AppearanceRow,
+    Chunk,
     DayData,
     DayTask,
     DetailRow,
+    Packing,
     Totals,
 )
 from gscsync.planner import Finality, finality
@@ -135,30 +137,128 @@ def probe(client: GscClient, site_url: str, search_type: str, start: date, end: 
     return Probe(Finality(final_through, max(fresh) if fresh else None), {**totals, **final})
 
 
-def fetch_day(client: GscClient, task: DayTask, totals: Totals) -> DayData:
-    """Every detail row and appearance row of one day."""
-    base = {
-        "startDate": task.date,
-        "endDate": task.date,
-        "type": task.search_type,
-        "dataState": "all" if task.fresh else "final",
+def size_job(
+    client: GscClient, packing: Packing
+) -> tuple[dict[str, int], dict[str, list[AppearanceRow]]]:
+    """For the days of one job: page-aggregated impressions per day (an upper bound on each
+    day's detail rows, since a detail row has at least one impression: one request), and
+    the search appearance of the whole range the two-step way."""
+    first, last = packing.days[0][0], packing.days[-1][0]
+    body = {
+        "startDate": first.date,
+        "endDate": last.date,
+        "dimensions": ["date"],
+        "type": first.search_type,
+        "dataState": "all" if any(t.fresh for t, _ in packing.days) else "final",
+        "aggregationType": "byPage",
     }
-    dims = tuple(SEARCH_TYPES[task.search_type].dimensions)
-    rows: dict[tuple[str, ...], DetailRow] = {}
-    served = 0
-    for page in client.pages(task.site_url, {**base, "dimensions": list(dims)}, cap=DAILY_ROW_CAP):
+    start, end = date.fromisoformat(first.date), date.fromisoformat(last.date)
+    span = (end - start).days + 1
+    result = client.query(first.site_url, body, complete=lambda n: n >= span)
+    bounds = {row.keys[0]: row.impressions for row in result.rows}
+    base = {k: v for k, v in body.items() if k not in ("dimensions", "aggregationType")}
+    days = [t.date for t, _ in packing.days]
+    return bounds, appearances(client, first.site_url, days, base)
+
+
+def fetch_chunk(client: GscClient, chunk: Chunk) -> list[DayData]:
+    """Every detail and appearance row of the chunk's days: one detail query over its range
+    (paged to the end), the appearances the cheapest way; one DayData per day."""
+    first, last = chunk.days[0][0], chunk.days[-1][0]
+    base = {
+        "startDate": first.date,
+        "endDate": last.date,
+        "type": chunk.search_type,
+        "dataState": "all" if first.fresh else "final",
+    }
+    dims = tuple(SEARCH_TYPES[chunk.search_type].dimensions)  # "date" first
+    rows: dict[str, dict[tuple[str, ...], DetailRow]] = {t.date: {} for t, _ in chunk.days}
+    served = dict.fromkeys(rows, 0)
+    cap = DAILY_ROW_CAP if len(chunk.days) == 1 else None
+    for page in client.pages(chunk.site_url, {**base, "dimensions": list(dims)}, cap=cap):
         for api_row in page.rows:  # reduced page by page: the JSON goes at once
+            day = rows.get(api_row.keys[0])
+            if day is None:
+                continue  # answers are checked to hold only days of the range
             key, row = to_detail(api_row, dims)
-            rows[key] = row  # ties across pages can repeat a row: keep one
-        served += len(page.rows)
-    appearance: dict[str, AppearanceRow] = {}
-    for api_row in client.query(task.site_url, {**base, "dimensions": ["searchAppearance"]}).rows:
-        name = api_row.keys[0]
-        appearance[name] = AppearanceRow(name, *api_row[1:])
-    return DayData(
-        task=task,
-        rows=list(rows.values()),
-        appearance=list(appearance.values()),
-        totals=totals,
-        truncated=served >= DAILY_ROW_CAP,
-    )
+            day[key] = row  # ties across pages can repeat a row: keep one
+            served[api_row.keys[0]] += 1
+    if chunk.appearance is not None:  # fetched for the whole job when it was sized
+        dates = (t.date for t, _ in chunk.days)
+        appearance = dict(zip(dates, map(list, chunk.appearance), strict=True))
+    else:
+        appearance = appearances(client, chunk.site_url, list(rows), base)
+    return [
+        DayData(
+            task=task,
+            rows=list(rows[task.date].values()),
+            appearance=appearance.get(task.date, []),
+            totals=totals,
+            truncated=served[task.date] >= DAILY_ROW_CAP,
+        )
+        for task, totals in chunk.days
+    ]
+
+
+def appearances(
+    client: GscClient, site: str, days: Sequence[str], base: dict[str, Any]
+) -> dict[str, list[AppearanceRow]]:
+    """Search appearance for ``days`` (inside ``base``'s range). One request lists the
+    range's appearances (for one day, that is the answer); then whichever costs less: one
+    request per appearance, filtered by it and grouped by date, or one per day grouped by
+    appearance."""
+    span = (date.fromisoformat(base["endDate"]) - date.fromisoformat(base["startDate"])).days + 1
+    listing = client.query(site, {**base, "dimensions": ["searchAppearance"]}).rows
+    out: dict[str, dict[str, AppearanceRow]] = {d: {} for d in days}
+    if len(days) == 1:
+        for r in listing:
+            out[days[0]][r.keys[0]] = AppearanceRow(r.keys[0], *r[1:])
+    elif len({r.keys[0] for r in listing}) <= len(days):  # ~1 each vs 2 a day (empty page)
+        for name, whole in {r.keys[0]: r for r in listing}.items():
+            body = {
+                **base,
+                "dimensions": ["date"],
+                "dimensionFilterGroups": [
+                    {
+                        "filters": [
+                            {
+                                "dimension": "searchAppearance",
+                                "operator": "equals",
+                                "expression": name,
+                            }
+                        ]
+                    }
+                ],
+            }
+            for r in _until_sums(client, site, body, whole, span):
+                if r.keys[0] in out:
+                    out[r.keys[0]][name] = AppearanceRow(name, *r[1:])
+    else:
+        for day in days:
+            body = {**base, "startDate": day, "endDate": day, "dimensions": ["searchAppearance"]}
+            for r in client.query(site, body).rows:
+                out[day][r.keys[0]] = AppearanceRow(r.keys[0], *r[1:])
+    return {d: list(v.values()) for d, v in out.items()}
+
+
+def _until_sums(
+    client: GscClient, site: str, body: dict[str, Any], whole: ApiRow, days: int
+) -> list[ApiRow]:
+    """The date-grouped rows of ``body``, paged until they add up to ``whole`` (the range's
+    own totals: clicks and impressions add up over days), a row for every day is in, or an
+    empty page: the answer is known complete without asking for one more page."""
+    rows: list[ApiRow] = []
+    clicks = impressions = 0
+    for page in client.pages(site, body):
+        rows += page.rows
+        clicks += sum(r.clicks for r in page.rows)
+        impressions += sum(r.impressions for r in page.rows)
+        if len(rows) >= days or (clicks, impressions) == (whole.clicks, whole.impressions):
+            break
+    return rows
+
+
+def fetch_day(client: GscClient, task: DayTask, totals: Totals) -> DayData:
+    """One day on its own (a chunk of one)."""
+    (data,) = fetch_chunk(client, Chunk(task.site_url, task.search_type, ((task, totals),)))
+    return data

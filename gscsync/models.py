@@ -102,6 +102,33 @@ class DayTask:
     fresh: bool = False
 
 
+@dataclass(frozen=True)
+class Chunk:
+    """Consecutive days of one site and type fetched by one detail request (packed small
+    days, their detail rows bounded by ``ROW_LIMIT``), or one day on its own; each day is
+    still written and recorded on its own."""
+
+    site_url: str
+    search_type: str
+    days: tuple[tuple[DayTask, Totals], ...]  # oldest first, all final or all fresh
+    big: bool = False  # may hold a capped day: counts against the memory budget
+    # each day's search appearance when already fetched for the whole job, else None
+    appearance: tuple[tuple[AppearanceRow, ...], ...] | None = None
+
+    @property
+    def newest(self) -> str:
+        return self.days[-1][0].date
+
+
+@dataclass(frozen=True)
+class Packing:
+    """The days of one job that need a detail request: their row bounds decide the chunks."""
+
+    site_url: str
+    search_type: str
+    days: tuple[tuple[DayTask, Totals], ...]  # oldest first
+
+
 @dataclass
 class DayData:
     """Everything fetched for one day, written in one transaction."""

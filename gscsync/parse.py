@@ -179,3 +179,14 @@ def validate_site(site: str, name: str = "site") -> str:
 
 def sites(raw: Any, name: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(validate_site(s, name) for s in split(raw)))
+
+
+def scheme_hint(site_url: str) -> str:
+    """http:// and https:// are different properties to Search Console."""
+    for a, b in (("http://", "https://"), ("https://", "http://")):
+        if site_url.startswith(a):
+            return (
+                f" (Search Console treats {a} and {b} as different properties: is it {b}"
+                f"{site_url[len(a) :]}?)"
+            )
+    return ""

@@ -15,7 +15,7 @@ from datetime import date, timedelta
 
 from gscsync.dates import days, earliest_served
 from gscsync.errors import ConfigError
-from gscsync.models import DataState, DayStatus, Job
+from gscsync.models import AppearanceRow, Chunk, DataState, DayStatus, DayTask, Job, Totals
 
 # When a site refuses access before we learn which days are final, the days at least
 # this old are recorded as failed (Google finalises days within 2-3 days).
@@ -153,3 +153,59 @@ def backfill_jobs(
             wanted = [d for d in days(first, last) if force or ledger.get(d) != "final"]
             out.append(Job(site, stype, wanted))
     return out
+
+
+ROW_LIMIT = 25_000  # rows per page: a packed request fits in one
+BIG_IMPRESSIONS = 5_000  # a lone day with more impressions may be large: memory budget
+
+
+def pack(
+    days: Sequence[tuple[DayTask, Totals]],
+    bounds: Mapping[str, int] | None,
+    appearance: Mapping[str, Sequence[AppearanceRow]] | None = None,
+    *,
+    limit: int = ROW_LIMIT,
+) -> list[Chunk]:
+    """Chunks of consecutive days whose detail-row bounds add up to at most ``limit``.
+
+    ``bounds`` maps a day to its page-aggregated impressions, an upper bound on its detail
+    rows (each row has at least one impression). A day without a bound, or over ``limit``,
+    is a chunk of its own; so is every day when ``bounds`` is None (nothing to pack by).
+    ``appearance`` (by day), when known, travels with the days.
+    """
+
+    def chunk(days: Sequence[tuple[DayTask, Totals]], big: bool = False) -> Chunk:
+        site, stype = days[0][0].site_url, days[0][0].search_type
+        seen = None
+        if appearance is not None:
+            seen = tuple(tuple(appearance.get(t.date, ())) for t, _ in days)
+        return Chunk(site, stype, tuple(days), big, seen)
+
+    chunks: list[Chunk] = []
+    run: list[tuple[DayTask, Totals]] = []
+    total = 0
+
+    def flush() -> None:
+        nonlocal total
+        if run:
+            chunks.append(chunk(run))
+            run.clear()
+        total = 0
+
+    for task, totals in sorted(days, key=lambda d: d[0].date):
+        bound = bounds.get(task.date) if bounds is not None else None
+        if bound is None or bound > limit:
+            flush()
+            big = bound is None and totals.impressions >= BIG_IMPRESSIONS or bound is not None
+            chunks.append(chunk([(task, totals)], big))
+            continue
+        if run and (
+            date.fromisoformat(task.date) - date.fromisoformat(run[-1][0].date) != timedelta(1)
+            or task.fresh != run[-1][0].fresh
+            or total + bound > limit
+        ):
+            flush()
+        run.append((task, totals))
+        total += bound
+    flush()
+    return chunks

@@ -45,8 +45,14 @@ def served(
 
 
 def detail_days(fake: FakeGsc) -> list[str]:
-    """The day of each detail query (its first page; paging goes on to an empty page)."""
-    return [b["startDate"] for b in fake.bodies(detail=True) if b["startRow"] == 0]
+    """Every day a detail query asked for (first pages only: paging goes on to an empty
+    page), a packed range counting each of its days; newest range first as asked."""
+    out = []
+    for b in fake.bodies(detail=True):
+        if b["startRow"] == 0:
+            start, end = date.fromisoformat(b["startDate"]), date.fromisoformat(b["endDate"])
+            out += [(end - timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
+    return out
 
 
 def test_backfill_fetches_the_range_newest_first_and_totals_in_one_range_request(
@@ -55,10 +61,14 @@ def test_backfill_fetches_the_range_newest_first_and_totals_in_one_range_request
     assert run_cli("backfill", "--start", day(today, 20), "--end", day(today, 5)) == 0
     fetched = detail_days(served)
     expected = [day(today, n) for n in range(5, 21) for _ in ("web", "image")]
-    assert fetched == expected  # newest first, across both search types
+    assert sorted(fetched) == sorted(expected)  # every day once per type, small days packed
+    assert len(served.bodies(detail=True)) == 4  # one packed range per type, paged once more
     probes = served.bodies(detail=False)
-    date_probes = [b for b in probes if b["dimensions"] == ["date"]]
+    dated = [b for b in probes if b["dimensions"] == ["date"] and "dimensionFilterGroups" not in b]
+    date_probes = [b for b in dated if "aggregationType" not in b]
     assert len(date_probes) == 2 and all(b["startDate"] == day(today, 20) for b in date_probes)
+    sizing = [b for b in dated if b.get("aggregationType") == "byPage"]  # one per type
+    assert sorted(b["type"] for b in sizing) == ["image", "web"]
     with sqlite3.connect(api_env) as conn:
         rows = conn.execute("SELECT COUNT(*) FROM search_analytics WHERE search_type='web'")
         assert rows.fetchone()[0] == sum(1 + n % 4 for n in range(5, 21))
@@ -70,7 +80,7 @@ def test_backfill_prints_plain_progress_lines_when_not_a_terminal(
     assert run_cli("backfill", "--start", day(today, 22), "--end", day(today, 3)) == 0
     lines = [ln for ln in capsys.readouterr().err.splitlines() if "progress:" in ln]
     assert "progress: 40/40 days" in lines[-1]
-    assert 5 <= len(lines) <= 11  # one per tenth, not one per day
+    assert 2 <= len(lines) <= 11  # one per tenth at most (packed days arrive together)
 
 
 def test_backfill_skips_final_days_unless_forced(

@@ -61,15 +61,15 @@ def ledger(db: Path) -> dict[str, tuple[str, str | None]]:
 def test_a_bug_in_a_worker_fails_that_day_alone(
     observed: FakeGsc, api_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = engine.fetch_day
+    real = engine.fetch_chunk
     bad = day(observed, 2)
 
-    def fetch_day(client: Any, task: Any, totals: Any) -> Any:
-        if task.date == bad:
+    def fetch_chunk(client: Any, chunk: Any) -> Any:
+        if any(task.date == bad for task, _ in chunk.days):  # packed or alone
             raise ValueError("could not convert string to float: 'NaN-ish'")
-        return real(client, task, totals)
+        return real(client, chunk)
 
-    monkeypatch.setattr(engine, "fetch_day", fetch_day)
+    monkeypatch.setattr(engine, "fetch_chunk", fetch_chunk)
     assert run_cli("sync") == 1
     days = ledger(api_env)
     assert days.pop(bad)[0] == "failed"

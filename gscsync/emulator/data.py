@@ -102,7 +102,9 @@ def base_rows(seed: int, site: str, search_type: str, day: str, count: int) -> t
         q, rest = i % N_QUERIES, i // N_QUERIES
         p, rest = rest % N_PAGES, rest // N_PAGES
         c, d = rest % len(COUNTRIES), rest // len(COUNTRIES)
-        impressions = int(rng.paretovariate(1.2) * 20)
+        # most rows carry a few impressions, a few carry very many (a long tail, as in
+        # Search Console exports): median about 3, mean about 20
+        impressions = int(rng.paretovariate(1.1) * 2)
         clicks = int(impressions * rng.uniform(0, 0.3))
         rows.append(
             BaseRow(

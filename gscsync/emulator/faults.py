@@ -3,7 +3,8 @@
 Each is a switch of :class:`~gscsync.emulator.server.Faults`, off by default:
 
 - ``bad_rows``: one kind of invalid row (see :data:`ROW_KINDS`) in the answers to the
-  one-day requests of ``bad_day`` (every answer with rows when ``bad_day`` is None), or,
+  requests whose range holds ``bad_day`` (every answer with rows when ``bad_day`` is
+  None), or,
   for the probe kinds (:data:`PROBE_KINDS`), in the date-grouped answers covering it;
 - ``redirect``: 302 with a JSON body and a ``Location`` (for the answers ``bad_rows``
   would touch: the one-day requests of ``bad_day``, or every API answer);
@@ -29,7 +30,7 @@ ROW_KINDS = (
     "keys_not_list",  # keys a comma-joined string
     "short_keys",  # one key fewer than dimensions
     "no_keys",  # keys left out
-    "wrong_date",  # a copy of the first row dated the day before, other numbers, last
+    "wrong_date",  # a copy of the first row dated the day before the range, other numbers
 )
 PROBE_KINDS = (
     "probe_bad_date",  # a date key of a date-grouped answer is not a real day
@@ -58,7 +59,10 @@ def targeted(kind: str | None, body: dict[str, Any], day: str | None) -> bool:
     if kind in PROBE_KINDS:
         return covers(body, day)
     if kind in ROW_KINDS:
-        return day is None or one_day(body, day)
+        if day is None:
+            return True
+        dims = [str(d).lower() for d in body.get("dimensions") or []]
+        return dims != ["date"] and str(body.get("startDate")) <= day <= str(body.get("endDate"))
     return False
 
 
@@ -92,8 +96,8 @@ def corrupt(
     elif kind == "no_keys":
         row.pop("keys", None)
     elif "date" in dims and kind == "wrong_date":  # a lax reader overwrites row 0 with it
-        at = dims.index("date")
-        keys[at] = (date.fromisoformat(keys[at]) - timedelta(days=1)).isoformat()
+        at = dims.index("date")  # dated the day before the range: outside what was asked
+        keys[at] = (date.fromisoformat(str(body["startDate"])) - timedelta(days=1)).isoformat()
         more = {"clicks": row["clicks"] + 1000, "impressions": row["impressions"] + 1000}
         rows.append({**row, "keys": keys, **more})
     elif "date" in dims and kind == "probe_bad_date":

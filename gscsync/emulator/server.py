@@ -456,7 +456,7 @@ class _Handler(BaseHTTPRequestHandler):
             ) from None
         doc = emu.query(site, body)
         f = emu.config.faults
-        if f.redirect and (f.bad_day is None or hostile.one_day(body, f.bad_day)):
+        if f.redirect and (f.bad_day is None or hostile.targeted("nan", body, f.bad_day)):
             return self._redirect()
         if f.bad_rows and hostile.targeted(f.bad_rows, body, f.bad_day):
             doc = hostile.corrupt(

@@ -197,13 +197,25 @@ def test_demo_runs_offline_and_fills_every_type_with_data(tmp_path: Path) -> Non
 def test_sigterm_during_a_backfill_stops_cleanly_and_a_rerun_finishes(env: Env) -> None:
     import signal
 
-    env.emu.config.faults = Faults(latency=0.05)
+    env.emu.config.faults = Faults(latency=0.1)
     env.env["GSCSYNC_SEARCH_TYPES"] = "web"
+    env.env["GSCSYNC_CONCURRENCY"] = "1"  # one chunk at a time: a stop lands between them
+    for site in GOOD:
+        env.emu.site(site).rows_per_day["web"] = 2_000  # days too big to pack: one by one
     start = (env.emu.today() - timedelta(days=15)).isoformat()
     proc = env.popen("backfill", "--start", start)
     deadline = time.monotonic() + 30
-    while env.emu.stats["detail"] < 12 and time.monotonic() < deadline:
-        time.sleep(0.01)
+
+    def finals() -> int:
+        if not env.db.exists():
+            return 0
+        try:
+            return int(env.sql("SELECT COUNT(*) FROM sync_days WHERE status = 'final'")[0][0])
+        except sqlite3.OperationalError:  # not created yet
+            return 0
+
+    while finals() < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

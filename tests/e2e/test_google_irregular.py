@@ -29,8 +29,10 @@ def env(tmp_path: Path) -> Iterator[Env]:
 
 
 def is_probe(body: dict[str, object]) -> bool:
-    """A date-grouped probe request (its first page: paging may ask once more)."""
-    return body.get("dimensions") == ["date"] and body.get("startRow") == 0
+    """A finality probe (its first page: paging may ask once more): grouped by date alone,
+    by property, unfiltered; not the sizing request or a search-appearance request."""
+    plain = "aggregationType" not in body and "dimensionFilterGroups" not in body
+    return body.get("dimensions") == ["date"] and body.get("startRow") == 0 and plain
 
 
 def test_without_the_marker_fresh_days_stay_pending_and_final_days_are_exact(env: Env) -> None:

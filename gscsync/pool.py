@@ -1,0 +1,87 @@
+"""Worker threads the run can walk away from.
+
+Fetching runs on daemon threads: on a signal or at the deadline the writer stops waiting
+for them, and whatever they were doing dies with the process (only the writer writes, so
+nothing is half-written).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from gscsync.api.client import ClientClosed
+from gscsync.models import RunReport
+
+log = logging.getLogger("gscsync")
+T = TypeVar("T")
+POLL = 0.2  # seconds between checks for a stop signal or the deadline while waiting
+
+
+def call_abandonable(
+    fn: Callable[[], T], stop: threading.Event, deadline: float | None, report: RunReport
+) -> T | None:
+    """``fn()`` on a daemon thread, given up on a stop signal or at the deadline (None then,
+    with ``report.stopped`` saying why): a hung ``sites.list`` or token request cannot hold
+    the run past either."""
+    if stop.is_set():
+        report.stopped = "signal"
+        return None
+    with DaemonPool(1) as pool:
+        fut = pool.submit(fn)
+        while not fut.done():
+            if stop.wait(POLL):
+                report.stopped = "signal"
+            elif deadline is not None and time.monotonic() >= deadline:
+                report.stopped = "deadline"
+            else:
+                continue
+            log.warning("stopping (%s) before the work began", report.stopped)
+            return None
+        try:
+            result: T = fut.result()
+        except ClientClosed:  # the client saw the stop or the deadline first
+            report.stopped = "signal" if stop.is_set() else "deadline"
+            return None
+        return result
+
+
+class DaemonPool:
+    """A fixed pool of daemon worker threads: work in flight never delays the exit."""
+
+    def __init__(self, workers: int) -> None:
+        self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._threads = [
+            threading.Thread(target=self._work, name=f"gscsync-fetch-{n}", daemon=True)
+            for n in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            fut, fn = item
+            if fut.set_running_or_notify_cancel():
+                try:
+                    fut.set_result(fn())
+                except BaseException as exc:  # handed to the writer through the future
+                    fut.set_exception(exc)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        fut: Future[Any] = Future()
+        self._queue.put((fut, lambda: fn(*args)))
+        return fut
+
+    def __enter__(self) -> DaemonPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for _ in self._threads:
+            self._queue.put(None)  # idle workers end; busy ones end with the process

@@ -1,0 +1,205 @@
+"""Request economy, counted in the emulator's log: empty days cost nothing, small days are
+packed under the row bound, search appearance goes the two-step way, and packing changes
+no stored value. In process (the emulator over loopback, the real engine and client)."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gscsync import engine
+from gscsync.commands import run_backfill, run_sync
+from gscsync.config import Settings
+from gscsync.emulator import Emulator, EmulatorConfig, EmulatorServer, SiteData
+from gscsync.models import SEARCH_TYPE_NAMES
+from gscsync.planner import pack
+from tests.e2e.harness import KEY
+
+pytestmark = pytest.mark.e2e
+SITE = "sc-domain:shop.example"
+
+
+@pytest.fixture
+def server() -> Iterator[EmulatorServer]:
+    config = EmulatorConfig(sites=[SiteData(SITE)], public_keys={KEY.client_email: KEY.public_pem})
+    with EmulatorServer(Emulator(config)) as srv:
+        yield srv
+
+
+def settings(server: EmulatorServer, tmp_path: Path, **kw: Any) -> Settings:
+    key = KEY.write(tmp_path / "key.json", f"{server.url}/token")
+    base = Settings(
+        credentials=key,
+        sites=(SITE,),
+        db=tmp_path / "gsc.db",
+        api_url=server.url,
+        qpm=100_000,
+        search_types=SEARCH_TYPE_NAMES,
+    )
+    return dataclasses.replace(base, **kw)
+
+
+def log_of(server: EmulatorServer, stype: str | None = None) -> list[dict[str, Any]]:
+    return [b for _, b in server.emulator.log if stype is None or b.get("type") == stype]
+
+
+def dump(db: Path) -> dict[str, list[tuple[Any, ...]]]:
+    with sqlite3.connect(db) as conn:
+        return {
+            "search_analytics": conn.execute(
+                "SELECT * FROM search_analytics ORDER BY 1,2,3,4,5,6,7"
+            ).fetchall(),
+            "daily_totals": conn.execute("SELECT * FROM daily_totals ORDER BY 1,2,3").fetchall(),
+            "search_appearance": conn.execute(
+                "SELECT * FROM search_appearance ORDER BY 1,2,3,4"
+            ).fetchall(),
+            "sync_days": conn.execute(
+                "SELECT site_url, search_type, date, status, rows, truncated FROM sync_days "
+                "ORDER BY 1,2,3"
+            ).fetchall(),
+        }
+
+
+def test_30_days_of_a_small_property_all_types_exact_in_at_most_90_requests(
+    server: EmulatorServer, tmp_path: Path
+) -> None:
+    site = server.emulator.sites[SITE]
+    site.rows_per_day.update(web=90, image=30, video=10, news=5, discover=20, googleNews=8)
+    start = server.emulator.final_through() - timedelta(days=29)
+    outcome = run_backfill(
+        settings(server, tmp_path), start=start, end=server.emulator.final_through()
+    )
+    assert outcome.exit_code == 0 and outcome.report.days_ok == 30 * 6
+    searches = len(log_of(server))
+    assert searches + server.emulator.stats["token"] <= 90, searches
+    # every day exact: the same as fetching each day alone (compared below in its own test)
+    assert dump(tmp_path / "gsc.db")["sync_days"][0][3] == "final"
+
+
+def test_an_empty_search_type_costs_at_most_two_requests_for_16_months(
+    server: EmulatorServer, tmp_path: Path
+) -> None:
+    server.emulator.sites[SITE].rows_per_day.update(news=0, web=20)
+    outcome = run_backfill(settings(server, tmp_path, search_types=("news",)))
+    assert outcome.exit_code == 0 and outcome.report.days_ok > 480  # every day final, empty
+    assert len(log_of(server, "news")) <= 2
+
+
+def test_small_days_are_packed_under_the_row_bound_and_big_days_go_alone(
+    server: EmulatorServer, tmp_path: Path
+) -> None:
+    emu = server.emulator
+    emu.sites[SITE].rows_per_day.update(web=500)  # ~10,000 impressions a day: 2 a chunk
+    end = emu.final_through()
+    start = end - timedelta(days=9)
+    outcome = run_backfill(settings(server, tmp_path, search_types=("web",)), start=start, end=end)
+    assert outcome.exit_code == 0
+    sizing = [b for b in log_of(server) if b.get("aggregationType") == "byPage"]
+    assert len(sizing) == 1
+    detail = [b for b in log_of(server) if len(b.get("dimensions", [])) > 2]
+    firsts = [b for b in detail if b.get("startRow") == 0]
+    spans = [
+        (date.fromisoformat(b["endDate"]) - date.fromisoformat(b["startDate"])).days + 1
+        for b in firsts
+    ]
+    assert sum(spans) == 10 and max(spans) > 1 and len(firsts) < 10  # packed, every day once
+    bounds = {
+        r["keys"][0]: r["impressions"]
+        for r in emu.query(SITE, {**sizing[0], "startRow": 0, "rowLimit": 25000})["rows"]
+    }
+    for b in firsts:
+        days = [
+            (date.fromisoformat(b["startDate"]) + timedelta(days=n)).isoformat()
+            for n in range(spans[firsts.index(b)])
+        ]
+        assert len(days) == 1 or sum(bounds[d] for d in days) <= 25_000
+
+
+def test_search_appearance_goes_the_two_step_way_over_a_range(
+    server: EmulatorServer, tmp_path: Path
+) -> None:
+    emu = server.emulator
+    end = emu.final_through()
+    run_backfill(
+        settings(server, tmp_path, search_types=("web",)), start=end - timedelta(days=19), end=end
+    )
+    appearance = [
+        b
+        for b in log_of(server)
+        if b.get("dimensions") == ["searchAppearance"] or "dimensionFilterGroups" in b
+    ]
+    filtered = [b for b in appearance if "dimensionFilterGroups" in b]
+    assert filtered and all(b["dimensions"] == ["date"] for b in filtered)
+    assert len(appearance) < 20  # day by day would cost 2 a day (each to its empty page)
+    names = {f["expression"] for b in appearance for g in b.get("dimensionFilterGroups", [])
+             for f in g["filters"]}  # fmt: skip
+    with sqlite3.connect(tmp_path / "gsc.db") as conn:
+        stored = {r[0] for r in conn.execute("SELECT DISTINCT appearance FROM search_appearance")}
+    assert names == stored and len(names) >= 2
+
+
+def test_packed_and_day_by_day_fetching_store_the_same_database(
+    server: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emu = server.emulator
+    end = emu.final_through()
+    start = end - timedelta(days=12)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    run_backfill(settings(server, tmp_path / "a"), start=start, end=end)
+    packed = len(log_of(server))
+    emu.log.clear()
+    monkeypatch.setattr(engine, "pack", functools.partial(pack, limit=0))  # every day alone
+    run_backfill(settings(server, tmp_path / "b"), start=start, end=end)
+    assert len(log_of(server)) > 2 * packed
+    assert dump(tmp_path / "a" / "gsc.db") == dump(tmp_path / "b" / "gsc.db")
+
+
+def test_big_days_in_flight_stay_within_the_memory_budget(
+    server: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.emulator.sites[SITE].rows_per_day.update(web=30_000)  # over the packing bound
+    real = engine.fetch_chunk
+    lock, now, peak = threading.Lock(), [0], [0]
+
+    def fetch_chunk(client: Any, chunk: Any) -> Any:
+        with lock:
+            now[0] += chunk.big
+            peak[0] = max(peak[0], now[0])
+        try:
+            return real(client, chunk)
+        finally:
+            with lock:
+                now[0] -= chunk.big
+
+    monkeypatch.setattr(engine, "fetch_chunk", fetch_chunk)
+    monkeypatch.setattr(engine, "BIG_INFLIGHT", 1)
+    end = server.emulator.final_through()
+    outcome = run_backfill(
+        settings(server, tmp_path, search_types=("web",), concurrency=4),
+        start=end - timedelta(days=3),
+        end=end,
+    )
+    assert outcome.exit_code == 0 and outcome.report.days_ok == 4
+    assert peak[0] == 1  # four big days, four workers, one at a time
+
+
+def test_a_daily_sync_of_one_new_day_pays_no_sizing_request(
+    server: EmulatorServer, tmp_path: Path
+) -> None:
+    s = settings(server, tmp_path, search_types=("web",), sync_days=5)
+    assert run_sync(s).exit_code == 0
+    server.emulator.log.clear()
+    server.emulator.advance(1)
+    assert run_sync(s).exit_code == 0
+    assert [b for b in log_of(server) if b.get("aggregationType") == "byPage"] == []
+    # the probe, the day's detail query to its empty page, its appearance list likewise
+    assert len(log_of(server)) <= 5
