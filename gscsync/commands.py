@@ -159,6 +159,7 @@ def _fetching_run(
                         report=report,
                         quota_cooloff=settings.quota_cooloff,
                         quota_patience=settings.quota_patience,
+                        split_budget=settings.split_budget,
                     )
                     engine.run(make_jobs(_ledger_of(store), sites, today))
         except BreakerOpen as exc:

@@ -64,6 +64,7 @@ class Settings:
     retention_days: int = 90
     quota_cooloff: float = 60.0
     quota_patience: float = 900.0
+    split_budget: int = 40
     # Where each value came from ("GSCSYNC_DB", "--db", "default"): for error messages.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -110,6 +111,7 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("breaker_cooldown", ("GSCSYNC_BREAKER_COOLDOWN",), None, parse.whole(1, 7 * 86400)),
     _Spec("retention_days", ("GSCSYNC_RETENTION_DAYS",), None, parse.whole(1, 36500)),
     _Spec("quota_cooloff", ("GSCSYNC_QUOTA_COOLOFF",), None, parse.seconds(parse.HOUR)),
+    _Spec("split_budget", ("GSCSYNC_SPLIT_BUDGET",), None, parse.whole(0, 1000)),
     _Spec("quota_patience", ("GSCSYNC_QUOTA_PATIENCE",), None, parse.seconds(parse.DAY, zero=True)),
 )
 

@@ -84,6 +84,7 @@ class Engine:
     quota_cooloff: float = 60.0  # first pause after a quota answer; doubled each time
     quota_patience: float = 900.0  # pauses in all before the run stops (Google: 15 min)
     big_inflight: int = field(default_factory=lambda: BIG_INFLIGHT)
+    split_budget: int = 40  # extra requests per capped day to refetch it as slices
     _resume_at: float | None = field(default=None, init=False)
     _cooloffs: int = field(default=0, init=False)
     _waited: float = field(default=0.0, init=False)
@@ -148,7 +149,7 @@ class Engine:
             return pool.submit(self._probe, work)
         if isinstance(work, Packing):
             return pool.submit(size_job, self.client, work)
-        return pool.submit(fetch_chunk, self.client, work)
+        return pool.submit(fetch_chunk, self.client, work, self.split_budget)
 
     def _after(self, work: Work, fut: Future[Any]) -> None:
         if isinstance(work, Job):

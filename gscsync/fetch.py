@@ -31,6 +31,7 @@ from gscsync.models import (
     Totals,
 )
 from gscsync.planner import Finality, finality
+from gscsync.split import Rows, Split, split_capped
 
 DAILY_ROW_CAP = 50_000
 
@@ -161,21 +162,16 @@ def size_job(
     return bounds, appearances(client, first.site_url, days, base)
 
 
-def fetch_chunk(client: GscClient, chunk: Chunk) -> list[DayData]:
-    """Every detail and appearance row of the chunk's days: one detail query over its range
-    (paged to the end), the appearances the cheapest way; one DayData per day."""
-    first, last = chunk.days[0][0], chunk.days[-1][0]
-    base = {
-        "startDate": first.date,
-        "endDate": last.date,
-        "type": chunk.search_type,
-        "dataState": "all" if first.fresh else "final",
-    }
-    dims = tuple(SEARCH_TYPES[chunk.search_type].dimensions)  # "date" first
-    rows: dict[str, dict[tuple[str, ...], DetailRow]] = {t.date: {} for t, _ in chunk.days}
-    served = dict.fromkeys(rows, 0)
-    cap = DAILY_ROW_CAP if len(chunk.days) == 1 else None
-    for page in client.pages(chunk.site_url, {**base, "dimensions": list(dims)}, cap=cap):
+def _detail(
+    client: GscClient, site: str, body: dict[str, Any], days: Sequence[str], cap: int | None
+) -> tuple[dict[str, Rows], dict[str, int], int]:
+    """Detail rows by day of one query (paged to the end), rows served by day, and pages."""
+    dims = tuple(body["dimensions"])
+    rows: dict[str, Rows] = {d: {} for d in days}
+    served = dict.fromkeys(days, 0)
+    pages = 0
+    for page in client.pages(site, body, cap=cap):
+        pages += 1
         for api_row in page.rows:  # reduced page by page: the JSON goes at once
             day = rows.get(api_row.keys[0])
             if day is None:
@@ -183,18 +179,53 @@ def fetch_chunk(client: GscClient, chunk: Chunk) -> list[DayData]:
             key, row = to_detail(api_row, dims)
             day[key] = row  # ties across pages can repeat a row: keep one
             served[api_row.keys[0]] += 1
+    return rows, served, pages
+
+
+def fetch_chunk(client: GscClient, chunk: Chunk, split_budget: int = 0) -> list[DayData]:
+    """Every detail and appearance row of the chunk's days: one detail query over its range
+    (paged to the end), the appearances the cheapest way; one DayData per day. A lone day
+    at the row cap is refetched as disjoint slices within ``split_budget`` requests."""
+    first, last = chunk.days[0][0], chunk.days[-1][0]
+    base = {
+        "startDate": first.date,
+        "endDate": last.date,
+        "type": chunk.search_type,
+        "dataState": "all" if first.fresh else "final",
+    }
+    dims = list(SEARCH_TYPES[chunk.search_type].dimensions)  # "date" first
+    days = [t.date for t, _ in chunk.days]
+    lone = len(days) == 1
+    body = {**base, "dimensions": dims}
+    rows, served, _ = _detail(client, chunk.site_url, body, days, DAILY_ROW_CAP if lone else None)
+    capped = {d for d in days if served[d] >= DAILY_ROW_CAP}
+    split: Split | None = None
+    if lone and capped and split_budget > 0:
+
+        def fetch(sliced: dict[str, Any]) -> tuple[Rows, bool, int]:
+            got, count, pages = _detail(client, chunk.site_url, sliced, days, DAILY_ROW_CAP)
+            return got[days[0]], count[days[0]] >= DAILY_ROW_CAP, pages
+
+        split = split_capped(
+            client, chunk.site_url, body, dims, rows[days[0]], budget=split_budget, fetch=fetch
+        )
+        recovered = len(split.rows) - len(rows[days[0]])
+        rows[days[0]] = split.rows
+        if not split.capped:
+            capped.clear()
     if chunk.appearance is not None:  # fetched for the whole job when it was sized
-        dates = (t.date for t, _ in chunk.days)
-        appearance = dict(zip(dates, map(list, chunk.appearance), strict=True))
+        appearance = dict(zip(days, map(list, chunk.appearance), strict=True))
     else:
-        appearance = appearances(client, chunk.site_url, list(rows), base)
+        appearance = appearances(client, chunk.site_url, days, base)
     return [
         DayData(
             task=task,
             rows=list(rows[task.date].values()),
             appearance=appearance.get(task.date, []),
             totals=totals,
-            truncated=served[task.date] >= DAILY_ROW_CAP,
+            truncated=task.date in capped,
+            split_requests=split.requests if split else 0,
+            recovered=recovered if split else 0,
         )
         for task, totals in chunk.days
     ]

@@ -137,7 +137,9 @@ class DayData:
     rows: list[DetailRow] = field(default_factory=list)
     appearance: list[AppearanceRow] = field(default_factory=list)
     totals: Totals = ZERO_TOTALS
-    truncated: bool = False
+    truncated: bool = False  # the cap still bites (after splitting, when it was tried)
+    split_requests: int = 0  # extra requests spent refetching a capped day as slices
+    recovered: int = 0  # rows the slices gave beyond the capped answer
 
     @property
     def status(self) -> DayStatus:

@@ -64,10 +64,10 @@ def test_a_bug_in_a_worker_fails_that_day_alone(
     real = engine.fetch_chunk
     bad = day(observed, 2)
 
-    def fetch_chunk(client: Any, chunk: Any) -> Any:
+    def fetch_chunk(client: Any, chunk: Any, *args: Any) -> Any:
         if any(task.date == bad for task, _ in chunk.days):  # packed or alone
             raise ValueError("could not convert string to float: 'NaN-ish'")
-        return real(client, chunk)
+        return real(client, chunk, *args)
 
     monkeypatch.setattr(engine, "fetch_chunk", fetch_chunk)
     assert run_cli("sync") == 1

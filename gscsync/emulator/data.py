@@ -300,7 +300,14 @@ def day_rows(
 
 
 def answer(
-    q: Query, seed: int, site: SiteData, *, today: date, final_through: date, earliest: date
+    q: Query,
+    seed: int,
+    site: SiteData,
+    *,
+    today: date,
+    final_through: date,
+    earliest: date,
+    cap: int = DAILY_ROW_CAP,
 ) -> tuple[list[dict[str, Any]], bool]:
     """Rows for a query (all of them, before paging) and whether the range has fresh days."""
     last = today if q.state == "all" else final_through
@@ -343,20 +350,20 @@ def answer(
         out.sort(key=lambda r: r["keys"][0])
     else:
         out.sort(key=lambda r: (-r["clicks"], -r["impressions"], r.get("keys", [])))
-    out = _cap(out, q)
+    out = _cap(out, q, cap)
     return out, q.end > final_through
 
 
-def _cap(rows: list[dict[str, Any]], q: Query) -> list[dict[str, Any]]:
-    """At most DAILY_ROW_CAP rows per day, the top ones by clicks."""
+def _cap(rows: list[dict[str, Any]], q: Query, cap: int = DAILY_ROW_CAP) -> list[dict[str, Any]]:
+    """At most ``cap`` rows per day, the top ones by clicks (after the filters)."""
     if "date" not in q.dimensions:
-        return rows[: DAILY_ROW_CAP * ((q.end - q.start).days + 1)]
+        return rows[: cap * ((q.end - q.start).days + 1)]
     at = q.dimensions.index("date")
     seen: dict[str, int] = {}
     kept = []
     for r in rows:
         d = r["keys"][at]
         seen[d] = seen.get(d, 0) + 1
-        if seen[d] <= DAILY_ROW_CAP:
+        if seen[d] <= cap:
             kept.append(r)
     return kept

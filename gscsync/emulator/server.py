@@ -84,6 +84,7 @@ class EmulatorConfig:
     shuffle_ties: bool = False  # equal-click rows in a new order on every request, and
     #   each page after the first repeats the last row of the one before
     edge_lag_days: int = 0  # serve this many days less history than 16 months
+    row_cap: int = 50_000  # detail rows served per day and type, after the filters
     public_keys: dict[str, str] = field(default_factory=dict)  # client_email -> PEM
     refresh_tokens: dict[str, str] = field(default_factory=dict)  # refresh token -> client_id
     faults: Faults = field(default_factory=Faults)
@@ -282,6 +283,7 @@ class Emulator:
                 today=today,
                 final_through=final_through,
                 earliest=self.earliest(),
+                cap=self.config.row_cap,
             )
             with self.lock:
                 if len(self._answers) >= ANSWER_CACHE:

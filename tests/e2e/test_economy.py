@@ -170,12 +170,12 @@ def test_big_days_in_flight_stay_within_the_memory_budget(
     real = engine.fetch_chunk
     lock, now, peak = threading.Lock(), [0], [0]
 
-    def fetch_chunk(client: Any, chunk: Any) -> Any:
+    def fetch_chunk(client: Any, chunk: Any, *args: Any) -> Any:
         with lock:
             now[0] += chunk.big
             peak[0] = max(peak[0], now[0])
         try:
-            return real(client, chunk)
+            return real(client, chunk, *args)
         finally:
             with lock:
                 now[0] -= chunk.big
