@@ -8,6 +8,7 @@ Every error leaves as one line on stderr with the exit code of its class in
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -48,7 +49,7 @@ def command(*shared: str, **fixed: Any) -> Callable[[Callable[..., int]], Callab
             _exit_with(lambda: fn(opts=opts, **kwargs), opts.verbosity)
 
         with_shared_options(run, fn, shared)
-        app.command(name=fn.__name__)(run)
+        app.command(name=fn.__name__.replace("_", "-"))(run)
         return fn
 
     return register
@@ -223,6 +224,19 @@ def demo(
         report = commands.status(Settings(db=db), max_age_hours=36.0)
         render.status_table(report, render.console())
     return outcome.exit_code
+
+
+@command("db", "env_file", quiet=True)
+def datasette_metadata(opts: Options) -> int:
+    """Print Datasette metadata for the database: tables, columns, canned queries.
+
+    Save it and open the database with it. Example: gscsync datasette-metadata > metadata.json
+    (then: datasette gscsync.db -m metadata.json)
+    """
+    from gscsync.datasette import metadata
+
+    print(json.dumps(metadata(opts.settings().db.stem), indent=2))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

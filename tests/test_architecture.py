@@ -82,7 +82,8 @@ COMMANDS = sorted(c.name or "" for c in app.registered_commands)
 
 
 def test_every_command_is_registered() -> None:
-    assert COMMANDS == sorted(["sync", "backfill", "status", "sites", "check", "demo"])
+    expected = ["sync", "backfill", "status", "sites", "check", "demo", "datasette-metadata"]
+    assert COMMANDS == sorted(expected)
 
 
 @pytest.mark.parametrize("name", COMMANDS)
