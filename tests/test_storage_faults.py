@@ -14,13 +14,15 @@ from pathlib import Path
 import pytest
 from pytest_httpx import HTTPXMock
 
-from gscsync.errors import StorageError
+from gscsync.errors import ConfigError, StorageError
 from gscsync.models import BreakerState, DayData, DayTask, RunCounts
-from gscsync.store import SqliteStore, open_store
+from gscsync.store import SqliteStore, detail, open_store
 from gscsync.store import sqlite as store_sqlite
 from gscsync.store.sqlite import storage_error
 from tests.conftest import run_cli
 from tests.fakes import FakeGsc
+from tests.test_migration import applied, old_database
+from tests.test_migration import snapshot as all_rows
 
 SITE = "sc-domain:a.com"
 
@@ -182,3 +184,33 @@ def test_sync_against_a_database_another_writer_holds_exits_1_in_one_line(
     assert err.count("\n") == 1 and "Traceback" not in err
     assert f"database is locked by another writer ({api_env}); waited 0.2 s for it" in err
     assert hashlib.sha256(api_env.read_bytes()).hexdigest() == before
+
+
+def test_an_upgrade_that_fills_the_disk_leaves_the_old_database_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """m003 writes the detail rows anew: a disk that fills meanwhile rolls it all back,
+    the old tables stay as they were, and the next open (with space) upgrades."""
+    path = tmp_path / "g.db"
+    old_database(path)
+    before = all_rows(path)
+    copy_day = detail.copy_day
+
+    limited: list[int] = []
+
+    def disk_fills(conn: sqlite3.Connection, key: tuple[str, str, str]) -> None:
+        if not limited:  # a few pages more, then SQLite's real SQLITE_FULL
+            limited.append(conn.execute("PRAGMA page_count").fetchone()[0] + 3)
+            conn.execute(f"PRAGMA max_page_count = {limited[0]}")
+        copy_day(conn, key)
+
+    monkeypatch.setattr(detail, "copy_day", disk_fills)
+    with pytest.raises(ConfigError) as info:
+        open_store(path)
+    assert str(info.value) == f"database {path} cannot be used: database or disk is full"
+    assert applied(path) == ["m001_initial", "m002_breaker"]
+    assert all_rows(path) == before
+    monkeypatch.setattr(detail, "copy_day", copy_day)
+    open_store(path).close()
+    assert applied(path)[-1] == "m003_compact_detail"
+    assert all_rows(path) == before

@@ -16,7 +16,7 @@ import pytest
 
 from gscsync.errors import ConfigError, StorageError
 from gscsync.models import DayData, DayTask
-from gscsync.store import open_store, open_store_readonly
+from gscsync.store import SqliteStore, open_store, open_store_readonly
 from gscsync.store.schema import migrations
 
 EXPECTED = {
@@ -79,7 +79,6 @@ EXPECTED = {
     },
 }
 PKS = {
-    "search_analytics": ["site_url", "search_type", "date", "query", "page", "country", "device"],
     "daily_totals": ["site_url", "search_type", "date"],
     "search_appearance": ["site_url", "search_type", "date", "appearance"],
     "sync_days": ["site_url", "search_type", "date"],
@@ -87,13 +86,29 @@ PKS = {
 }
 
 
+MIGRATIONS = ["m001_initial", "m002_breaker", "m003_compact_detail"]
+
+
 def test_migrations_create_the_spec_schema_in_wal(tmp_path: Path) -> None:
+    """The SPEC's names and columns; since m003 ``search_analytics`` is a view over
+    dictionary tables (SPEC "Additions"), its key that of the table behind it."""
     db = open_store(tmp_path / "g.db").db
+    assert db.view("search_analytics").columns_dict == EXPECTED["search_analytics"]
+    assert db.table("search_analytics_rows").pks == [
+        "site_id",
+        "search_type",
+        "date",
+        "query_id",
+        "page_id",
+        "country",
+        "device",
+    ]
     for table, columns in EXPECTED.items():
-        assert db.table(table).columns_dict == columns
-        assert db.table(table).pks == PKS[table]
+        if table != "search_analytics":
+            assert db.table(table).columns_dict == columns
+            assert db.table(table).pks == PKS[table]
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert [m.name for m in migrations.applied(db)] == ["m001_initial", "m002_breaker"]
+    assert [m.name for m in migrations.applied(db)] == MIGRATIONS
     assert db.table("breaker").columns_dict == {
         "id": int,
         "state": str,
@@ -138,7 +153,7 @@ def test_a_failed_write_leaves_the_day_as_it_was(tmp_path: Path) -> None:
     bad = day(3)
     bad.rows.append(("q", "p", "usa", "MOBILE", "x", 2, 0.5, 1.0))  # type: ignore[arg-type]
     store.db.execute(
-        "CREATE TRIGGER no_x BEFORE INSERT ON search_analytics "
+        "CREATE TRIGGER no_x BEFORE INSERT ON search_analytics_rows "
         "WHEN NEW.clicks = 'x' BEGIN SELECT RAISE(ABORT, 'bad row'); END"
     )
     with pytest.raises(StorageError) as info:
@@ -248,7 +263,7 @@ def test_an_empty_database_is_taken(tmp_path: Path, kind: str) -> None:
         conn.commit()
         conn.close()
     db = open_store(path).db
-    assert [m.name for m in migrations.applied(db)] == ["m001_initial", "m002_breaker"]
+    assert [m.name for m in migrations.applied(db)] == MIGRATIONS
 
 
 # -- status in a directory it may not write to --------------------------------------------
@@ -380,3 +395,151 @@ def test_the_immutable_fallback_is_taken_when_the_first_open_fails(
     uris.clear()
     assert read_like_status(path).startswith(f"error database {path} cannot be read")
     assert uris == [f"file:{path}?mode=ro"]
+
+
+# -- the compact detail table (m003): sums, lookups, the view, the writer's ids -----------
+
+
+def sums_of(store: SqliteStore, date: str = "2026-01-01") -> tuple[int, int] | None:
+    row = store.db.execute(
+        "SELECT clicks, impressions FROM detail_sums WHERE site_url = ? AND search_type = 'web' "
+        "AND date = ?",
+        ["sc-domain:a.com", date],
+    ).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+def test_write_day_records_what_the_day_adds_up_to(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "g.db")
+    data = day(4)
+    data.rows[:] = [(f"q{i}", "p", "usa", "MOBILE", i, 10 * i + 1, 0.5, 1.0) for i in range(4)]
+    store.write_day(data)
+    assert sums_of(store) == (0 + 1 + 2 + 3, 1 + 11 + 21 + 31)
+    store.write_day(day(2))  # the day replaced: its sums too
+    assert sums_of(store) == (2, 4)
+    store.write_day(day(0))
+    assert sums_of(store) == (0, 0)
+    store.mark_failed(DayTask("sc-domain:a.com", "web", "2026-01-01"), "500")
+    assert sums_of(store) == (0, 0)  # the rows stay as they were, so do their sums
+
+
+def test_status_reads_the_ledger_not_the_detail_rows(tmp_path: Path) -> None:
+    """coverage() is exact from the ledger's sums: removing every detail row behind the
+    store's back changes nothing (status no longer reads a row per detail row)."""
+    store = open_store(tmp_path / "g.db")
+    for n, date in enumerate(("2026-01-01", "2026-01-02", "2026-01-04")):
+        store.write_day(day(3 + n, date))
+    store.write_day(day(9, "2026-01-05", fresh=True))  # not final: not counted
+    before = store.coverage()
+    assert (before[0].clicks_detail, before[0].impressions_detail) == (3 + 4 + 5, 2 * 12)
+    assert (before[0].clicks_total, before[0].impressions_total) == (15, 2 * 12 + 15)
+    store.db.execute("DELETE FROM search_analytics_rows")
+    store.db.conn.commit()
+    assert store.coverage() == before
+
+
+def test_a_ledger_day_written_by_another_program_is_summed_from_its_rows(tmp_path: Path) -> None:
+    """A final day recorded without sums (by hand, another tool) still counts exactly."""
+    store = open_store(tmp_path / "g.db")
+    store.write_day(day(3))
+    conn = store.db.conn
+    conn.execute(
+        "INSERT INTO search_analytics VALUES "
+        "('sc-domain:a.com', 'web', '2026-01-02', 'q', 'p', 'usa', 'MOBILE', 7, 70, 0.1, 1.0)"
+    )
+    conn.execute(
+        "INSERT INTO sync_days VALUES "
+        "('sc-domain:a.com', 'web', '2026-01-02', 'final', 1, 0, 'x', 1, NULL)"
+    )
+    conn.commit()
+    coverage = store.coverage()[0]
+    assert (coverage.clicks_detail, coverage.impressions_detail) == (3 + 7, 6 + 70)
+
+
+def plan(path: Path, sql: str, args: list[str]) -> list[str]:
+    conn = sqlite3.connect(path)  # a reader of its own, as an analyst's tool
+    try:
+        return [r[3] for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}", args)]
+    finally:
+        conn.close()
+
+
+def test_one_query_across_all_dates_is_a_seek_not_a_scan(tmp_path: Path) -> None:
+    """With the statistics the writer keeps, SQLite finds one query's rows by seeking the
+    primary key once per site, type and day (a skip-scan), not by reading the property."""
+    path = tmp_path / "g.db"
+    store = open_store(path)
+    for n in range(30):  # 12,000 rows: past the first statistics
+        data = day(0, f"2026-01-{n + 1:02d}")
+        data.rows[:] = [
+            (f"q{i % 100}", f"p{i // 100}", "usa", "MOBILE", 1, 2, 0.5, 1.0) for i in range(400)
+        ]
+        store.write_day(data)
+    sql = (
+        "SELECT date, SUM(clicks) FROM search_analytics WHERE site_url = ? "
+        "AND search_type = 'web' AND query = ? GROUP BY date"
+    )
+    steps = plan(path, sql, ["sc-domain:a.com", "q7"])
+    detail = [s for s in steps if s.startswith(("SEARCH r ", "SCAN r"))]
+    assert detail == [
+        "SEARCH r USING PRIMARY KEY (ANY(site_id) AND ANY(search_type) AND ANY(date) "
+        "AND query_id=?)"
+    ]
+    assert len(store.db.execute(sql, ["sc-domain:a.com", "q7"]).fetchall()) == 30
+    stat = store.db.execute("SELECT stat FROM sqlite_stat1 WHERE tbl = 'search_analytics_rows'")
+    # written when the rows reached 10,000 (25 days), from the ledger: rows, per site,
+    # per site and type, per day
+    assert stat.fetchone()[0].split()[:4] == ["10000", "10000", "10000", "400"]
+    for n in range(30, 50):  # doubled: written again
+        data.task = DayTask("sc-domain:a.com", "web", f"2026-02-{n - 29:02d}")
+        store.write_day(data)
+    stat = store.db.execute("SELECT stat FROM sqlite_stat1 WHERE tbl = 'search_analytics_rows'")
+    assert stat.fetchone()[0].split()[0] == "20000"
+
+
+def test_the_view_takes_writes_from_other_tools(tmp_path: Path) -> None:
+    """INSERT, INSERT OR REPLACE, UPDATE and DELETE on search_analytics still work (through
+    INSTEAD OF triggers), and never renumber a dictionary entry."""
+    path = tmp_path / "g.db"
+    store = open_store(path)
+    store.write_day(day(2))
+    conn = sqlite3.connect(path)
+    row = ("sc-domain:b.com", "web", "2026-01-03", "q1", "p", "usa", "DESKTOP", 3, 4, 0.5, None)
+    conn.execute("INSERT INTO search_analytics VALUES (?,?,?,?,?,?,?,?,?,?,?)", row)
+    ids = conn.execute("SELECT * FROM queries ORDER BY id").fetchall()
+    conn.execute(
+        "INSERT OR REPLACE INTO search_analytics VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        (*row[:7], 5, 6, 0.5, 2.0),
+    )
+    with pytest.raises(sqlite3.IntegrityError):  # the key is unique, as in a table
+        conn.execute("INSERT INTO search_analytics VALUES (?,?,?,?,?,?,?,?,?,?,?)", row)
+    assert conn.execute("SELECT * FROM queries ORDER BY id").fetchall() == ids
+    conn.execute("UPDATE search_analytics SET clicks = 9 WHERE site_url = 'sc-domain:b.com'")
+    conn.execute("DELETE FROM search_analytics WHERE query = 'q0'")
+    conn.commit()
+    assert conn.execute("SELECT * FROM search_analytics ORDER BY site_url").fetchall() == [
+        ("sc-domain:a.com", "web", "2026-01-01", "q1", "p", "usa", "MOBILE", 1, 2, 0.5, 1.0),
+        (*row[:7], 9, 6, 0.5, 2.0),
+    ]
+    conn.close()
+
+
+def test_a_day_rolled_back_leaves_no_stale_dictionary_id(tmp_path: Path) -> None:
+    """New strings of a day that fails are rolled back with it; the writer then stores
+    them again under ids that exist (it never trusts an id from an uncommitted day)."""
+    store = open_store(tmp_path / "g.db")
+    bad = day(2)
+    bad.rows[:] = [("new query", "new page", "usa", "MOBILE", 1, 2, 0.5, 1.0)]
+    store.db.execute(
+        "CREATE TRIGGER no_day BEFORE INSERT ON daily_totals BEGIN SELECT RAISE(ABORT, 'no'); END"
+    )
+    with pytest.raises(StorageError):
+        store.write_day(bad)
+    assert store.db.execute("SELECT COUNT(*) FROM queries").fetchone() == (0,)
+    store.db.execute("DROP TRIGGER no_day")
+    store.db.execute("INSERT INTO queries (query) VALUES ('someone else')")  # takes the id
+    store.db.conn.commit()
+    store.write_day(bad)
+    assert store.db.execute("SELECT query, page FROM search_analytics").fetchall() == [
+        ("new query", "new page")
+    ]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 from sqlite_utils import Database
@@ -20,8 +19,9 @@ from sqlite_utils.migrations import Migrations
 
 from gscsync.errors import ConfigError
 from gscsync.files import create_private
+from gscsync.store import detail
+from gscsync.store.tables import DETAIL_COLUMNS, DETAIL_PK, LEDGER_TABLES, NOT_NULL_EXTRA
 
-DIMENSION_PK = ("site_url", "search_type", "date")
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 migrations = Migrations("gscsync")
@@ -30,46 +30,9 @@ migrations = Migrations("gscsync")
 @migrations()
 def m001_initial(db: Database) -> None:
     """The tables of SPEC.md: detail rows, totals, appearances, ledger, runs."""
-    metrics: dict[str, Any] = {"clicks": int, "impressions": int, "ctr": float, "position": float}
-    db.table("search_analytics").create(
-        {
-            "site_url": str,
-            "search_type": str,
-            "date": str,
-            "query": str,
-            "page": str,
-            "country": str,
-            "device": str,
-            **metrics,
-        },
-        pk=("site_url", "search_type", "date", "query", "page", "country", "device"),
-        not_null={"site_url", "search_type", "date", "query", "page", "country", "device"},
-    )
-    db.table("daily_totals").create(
-        {"site_url": str, "search_type": str, "date": str, **metrics},
-        pk=DIMENSION_PK,
-        not_null=set(DIMENSION_PK),
-    )
-    db.table("search_appearance").create(
-        {"site_url": str, "search_type": str, "date": str, "appearance": str, **metrics},
-        pk=("site_url", "search_type", "date", "appearance"),
-        not_null={"site_url", "search_type", "date", "appearance"},
-    )
-    db.table("sync_days").create(
-        {
-            "site_url": str,
-            "search_type": str,
-            "date": str,
-            "status": str,
-            "rows": int,
-            "truncated": int,
-            "fetched_at": str,
-            "attempts": int,
-            "error": str,
-        },
-        pk=DIMENSION_PK,
-        not_null={"site_url", "search_type", "date", "status"},
-    )
+    db.table("search_analytics").create(DETAIL_COLUMNS, pk=DETAIL_PK, not_null={*DETAIL_PK})
+    for table, (columns, pk) in LEDGER_TABLES.items():
+        db.table(table).create(columns, pk=pk, not_null={*pk, *NOT_NULL_EXTRA.get(table, ())})
     db.table("runs").create(
         {
             "id": int,
@@ -106,8 +69,16 @@ def m002_breaker(db: Database) -> None:
     )
 
 
+@migrations()
+def m003_compact_detail(db: Database) -> None:
+    """Detail rows in dictionary tables behind the ``search_analytics`` view, ``WITHOUT
+    ROWID``; per-day sums for ``status``; the ledger tables ``WITHOUT ROWID``; planner
+    statistics (see :mod:`gscsync.store.detail`)."""
+    detail.upgrade(db)
+
+
 # The names this gscsync knows: a database recording any other was written by a newer one.
-KNOWN_MIGRATIONS = frozenset(f.__name__ for f in (m001_initial, m002_breaker))
+KNOWN_MIGRATIONS = frozenset(f.__name__ for f in (m001_initial, m002_breaker, m003_compact_detail))
 
 
 def check_db_path(path: Path) -> None:

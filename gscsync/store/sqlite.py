@@ -1,5 +1,7 @@
-"""The SQLite store: one writer, atomic days, the ledger, status reads (the schema, and
-which files are opened as the database, are in :mod:`gscsync.store.schema`).
+"""The SQLite store: one writer, atomic days, the ledger, runs and the breaker (the schema
+and which files are opened as the database are in :mod:`gscsync.store.schema`, the
+compact detail layout and the writer's dictionary ids in :mod:`gscsync.store.detail`,
+what ``status`` reads in :mod:`gscsync.store.coverage`).
 
 The database runs in WAL mode so readers (sqlite3, Datasette, dashboards) can query
 while a sync writes; ``busy_timeout`` makes a writer wait for another writer instead of
@@ -17,14 +19,14 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlite_utils import Database
 
 from gscsync import __version__
-from gscsync.dates import days
 from gscsync.errors import StorageError
 from gscsync.models import (
     BreakerState,
@@ -37,6 +39,8 @@ from gscsync.models import (
     RunRecord,
     RunStatus,
 )
+from gscsync.store import coverage as status_reads
+from gscsync.store.detail import DELETE_ROWS, INSERT_ROWS, UPSERT_SUMS, Ids, Statistics
 from gscsync.store.schema import (
     migrations,
     open_database,
@@ -130,6 +134,8 @@ class SqliteStore:
         self.db = db
         self.path = path  # for messages
         self.busy_timeout_ms = busy_timeout_ms
+        self._ids = Ids()  # the dictionary ids the writer has seen
+        self._statistics: Statistics | None = None  # created by the first write
 
     def close(self) -> None:
         self.db.close()
@@ -173,32 +179,50 @@ class SqliteStore:
 
     @_guarded
     def write_day(self, data: DayData) -> None:
-        """Replace one day's rows, totals, appearances and ledger row in one transaction."""
+        """Replace one day's rows, totals, appearances, sums and ledger row in one
+        transaction: one prepared statement per table, rows bound as plain tuples."""
         t = data.task
         key = (t.site_url, t.search_type, t.date)
-        with self._transaction():
-            for table in ("search_analytics", "search_appearance"):
-                self.db.execute(
-                    f"DELETE FROM {table} WHERE site_url = ? AND search_type = ? AND date = ?",
+        conn, ids, rows = self.db.conn, self._ids, data.rows
+        if self._statistics is None:
+            self._statistics = Statistics(conn)
+        try:
+            with self._transaction():
+                site = ids.get(conn, "site_urls", key[:1])[t.site_url]
+                qid = ids.get(conn, "queries", set(map(itemgetter(0), rows))).__getitem__
+                pid = ids.get(conn, "pages", set(map(itemgetter(1), rows))).__getitem__
+                stype, day = t.search_type, t.date
+                conn.execute(DELETE_ROWS, (site, stype, day))
+                conn.executemany(
+                    INSERT_ROWS,
+                    (
+                        (site, stype, day, qid(q), pid(p), c, d, clicks, imp, ctr, pos)
+                        for q, p, c, d, clicks, imp, ctr, pos in rows
+                    ),
+                )
+                conn.execute(
+                    "DELETE FROM search_appearance WHERE site_url = ? AND search_type = ? "
+                    "AND date = ?",
                     key,
                 )
-            self.db.conn.executemany(
-                "INSERT INTO search_analytics (site_url, search_type, date, query, page, "
-                "country, device, clicks, impressions, ctr, position) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (key + row for row in data.rows),
-            )
-            self.db.conn.executemany(
-                "INSERT INTO search_appearance (site_url, search_type, date, appearance, "
-                "clicks, impressions, ctr, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (key + row for row in data.appearance),
-            )
-            self.db.execute(
-                "INSERT OR REPLACE INTO daily_totals (site_url, search_type, date, clicks, "
-                "impressions, ctr, position) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                key + tuple(data.totals),
-            )
-            self._ledger_upsert(key, data.status, len(data.rows), int(data.truncated), None)
+                conn.executemany(
+                    "INSERT INTO search_appearance (site_url, search_type, date, appearance, "
+                    "clicks, impressions, ctr, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [key + tuple(row) for row in data.appearance],
+                )
+                conn.execute(
+                    "INSERT OR REPLACE INTO daily_totals (site_url, search_type, date, clicks, "
+                    "impressions, ctr, position) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    key + tuple(data.totals),
+                )
+                sums = (sum(map(itemgetter(4), rows)), sum(map(itemgetter(5), rows)))
+                conn.execute(UPSERT_SUMS, key + sums)
+                self._ledger_upsert(key, data.status, len(rows), int(data.truncated), None)
+        except BaseException:
+            ids.rollback()
+            raise
+        ids.commit()
+        self._statistics.wrote(conn, len(rows))
 
     @_guarded
     def final_rows(self, task: DayTask) -> int:
@@ -309,65 +333,9 @@ class SqliteStore:
     @_guarded
     def newest_final_days(self) -> dict[tuple[str, str], str]:
         """The newest final day per (site, search type): one pass over the ledger."""
-        cursor = self.db.execute(
-            "SELECT site_url, search_type, MAX(date) FROM sync_days WHERE status = 'final' "
-            "GROUP BY site_url, search_type"
-        )
-        return {(site, stype): day for site, stype, day in cursor.fetchall()}
+        return status_reads.newest_final_days(self.db.conn)
 
     @_guarded
     def coverage(self) -> list[Coverage]:
-        """Coverage of every site × search type in the ledger."""
-        pairs = self.db.execute(
-            "SELECT DISTINCT site_url, search_type FROM sync_days ORDER BY site_url, search_type"
-        ).fetchall()
-        return [self._coverage(site, stype) for site, stype in pairs]
-
-    def _coverage(self, site: str, stype: str) -> Coverage:
-        key = [site, stype]
-        ledger = self.db.execute(
-            "SELECT date, status, rows, truncated, error FROM sync_days "
-            "WHERE site_url = ? AND search_type = ? ORDER BY date",
-            key,
-        ).fetchall()
-        finals = [r[0] for r in ledger if r[1] == "final"]
-        final_set = set(finals)
-        gaps: list[str] = []
-        if finals:
-            first, last = date.fromisoformat(finals[0]), date.fromisoformat(finals[-1])
-            gaps = [d.isoformat() for d in days(first, last) if d.isoformat() not in final_set]
-        empty = self.db.execute(
-            "SELECT d.date FROM sync_days d JOIN daily_totals t USING (site_url, search_type, "
-            "date) WHERE d.site_url = ? AND d.search_type = ? AND d.status = 'final' "
-            "AND d.rows = 0 AND t.impressions > 0 ORDER BY d.date",
-            key,
-        ).fetchall()
-        detail = self._final_sums("search_analytics", key)
-        totals = self._final_sums("daily_totals", key)
-        return Coverage(
-            site_url=site,
-            search_type=stype,
-            first_final=finals[0] if finals else None,
-            newest_final=finals[-1] if finals else None,
-            days_final=len(finals),
-            days_fresh=sum(1 for r in ledger if r[1] == "fresh"),
-            gaps=gaps,
-            failed=[{"date": r[0], "error": r[4] or ""} for r in ledger if r[1] == "failed"],
-            truncated=[r[0] for r in ledger if r[3]],
-            empty_with_impressions=[r[0] for r in empty],
-            rows=sum(r[2] or 0 for r in ledger if r[1] in ("final", "fresh")),
-            clicks_detail=detail[0],
-            clicks_total=totals[0],
-            impressions_detail=detail[1],
-            impressions_total=totals[1],
-        )
-
-    def _final_sums(self, table: str, key: list[str]) -> tuple[int, int]:
-        """Clicks and impressions of ``table`` over the final days of one site and type."""
-        row: Any = self.db.execute(
-            "SELECT COALESCE(SUM(x.clicks), 0), COALESCE(SUM(x.impressions), 0) "
-            f"FROM {table} x JOIN sync_days d USING (site_url, search_type, date) "
-            "WHERE x.site_url = ? AND x.search_type = ? AND d.status = 'final'",
-            key,
-        ).fetchone()
-        return int(row[0]), int(row[1])
+        """Coverage of every site × search type in the ledger (reads no detail row)."""
+        return status_reads.coverage(self.db.conn)
