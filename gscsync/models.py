@@ -259,6 +259,8 @@ class Coverage:
     clicks_total: int
     impressions_detail: int
     impressions_total: int
+    days_split: int = 0  # capped days refetched as slices (truncated: those still capped)
+    rows_recovered: int = 0  # rows the slices gave beyond the capped answers
 
     @property
     def clicks_share(self) -> float | None:

@@ -231,6 +231,8 @@ def test_status_json_reports_gaps_failures_and_coverage(
         "clicks_total",
         "impressions_detail",
         "impressions_total",
+        "days_split",
+        "rows_recovered",
         "clicks_share",
         "impressions_share",
     }

@@ -145,7 +145,7 @@ def test_the_upgrade_keeps_every_row_and_sums_each_day(
         # every day with detail rows has its sums; a ledger day without rows sums to zero
         assert by_day == {**sums, (SITES[0], "web", "2026-01-25"): (0, 0)}
         coverage = {(c.site_url, c.search_type): c for c in store.coverage()}
-    assert applied(old_db)[-1] == "m003_compact_detail"
+    assert "m003_compact_detail" in applied(old_db)
     final = {(s, t, d) for s in SITES for t in ("web", "discover") for n, d in enumerate(DAYS)
              if n % 4 < 2}  # fmt: skip
     web_a = coverage[(SITES[0], "web")]
@@ -197,7 +197,7 @@ def test_an_upgrade_that_fails_midway_leaves_the_old_tables_and_runs_again(
     assert snapshot(old_db) == before
     monkeypatch.setattr(detail, "copy_day", copy_day)
     open_store(old_db).close()
-    assert applied(old_db)[-1] == "m003_compact_detail"
+    assert "m003_compact_detail" in applied(old_db)
     assert snapshot(old_db) == before
 
 
@@ -230,7 +230,7 @@ def test_a_kill_during_the_upgrade_leaves_the_old_tables_and_the_next_open_finis
     assert applied(old_db) == ["m001_initial", "m002_breaker"]
     assert snapshot(old_db) == before
     open_store(old_db).close()
-    assert applied(old_db)[-1] == "m003_compact_detail"
+    assert "m003_compact_detail" in applied(old_db)
     assert snapshot(old_db) == before
     conn = sqlite3.connect(old_db)
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)

@@ -212,5 +212,5 @@ def test_an_upgrade_that_fills_the_disk_leaves_the_old_database_whole(
     assert all_rows(path) == before
     monkeypatch.setattr(detail, "copy_day", copy_day)
     open_store(path).close()
-    assert applied(path)[-1] == "m003_compact_detail"
+    assert "m003_compact_detail" in applied(path)
     assert all_rows(path) == before

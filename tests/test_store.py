@@ -86,7 +86,7 @@ PKS = {
 }
 
 
-MIGRATIONS = ["m001_initial", "m002_breaker", "m003_compact_detail"]
+MIGRATIONS = ["m001_initial", "m002_breaker", "m003_compact_detail", "m004_split_counts"]
 
 
 def test_migrations_create_the_spec_schema_in_wal(tmp_path: Path) -> None:

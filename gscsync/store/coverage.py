@@ -32,6 +32,11 @@ TOTALS = (
     "SELECT COALESCE(SUM(t.clicks), 0), COALESCE(SUM(t.impressions), 0) FROM sync_days d "
     f"JOIN daily_totals t USING (site_url, search_type, date) WHERE {FINAL}"
 )
+SPLITS = (
+    "SELECT COUNT(*), COALESCE(SUM(s.recovered), 0) FROM sync_days d "
+    f"JOIN detail_sums s USING (site_url, search_type, date) WHERE {FINAL} "
+    "AND s.split_requests > 0"
+)
 EMPTY_WITH_IMPRESSIONS = (
     "SELECT d.date FROM sync_days d JOIN daily_totals t USING (site_url, search_type, date) "
     f"WHERE {FINAL} AND d.rows = 0 AND t.impressions > 0 ORDER BY d.date"
@@ -76,6 +81,7 @@ def _coverage(conn: sqlite3.Connection, site: str, stype: str) -> Coverage:
     empty = conn.execute(EMPTY_WITH_IMPRESSIONS, key).fetchall()
     summed, unsummed = _sums(conn, DETAIL_SUMS, key), _sums(conn, UNSUMMED_DETAIL, key)
     totals = _sums(conn, TOTALS, key)
+    splits = _sums(conn, SPLITS, key)
     return Coverage(
         site_url=site,
         search_type=stype,
@@ -92,4 +98,6 @@ def _coverage(conn: sqlite3.Connection, site: str, stype: str) -> Coverage:
         clicks_total=totals[0],
         impressions_detail=summed[1] + unsummed[1],
         impressions_total=totals[1],
+        days_split=splits[0],
+        rows_recovered=splits[1],
     )

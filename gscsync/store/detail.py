@@ -72,8 +72,8 @@ JOIN pages p ON p.id = r.page_id"""
 INSERT_ROWS = f"INSERT INTO {ROWS} ({ROW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 DELETE_ROWS = f"DELETE FROM {ROWS} WHERE site_id = ? AND search_type = ? AND date = ?"
 UPSERT_SUMS = (
-    "INSERT OR REPLACE INTO detail_sums (site_url, search_type, date, clicks, impressions) "
-    "VALUES (?, ?, ?, ?, ?)"
+    "INSERT OR REPLACE INTO detail_sums (site_url, search_type, date, clicks, impressions, "
+    "split_requests, recovered) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 SUM_DAY = (
     "INSERT OR REPLACE INTO detail_sums (site_url, search_type, date, clicks, impressions) "

@@ -78,7 +78,16 @@ def m003_compact_detail(db: Database) -> None:
 
 
 # The names this gscsync knows: a database recording any other was written by a newer one.
-KNOWN_MIGRATIONS = frozenset(f.__name__ for f in (m001_initial, m002_breaker, m003_compact_detail))
+@migrations()
+def m004_split_counts(db: Database) -> None:
+    """What refetching a capped day as slices cost and gave back, kept with its sums."""
+    db.execute("ALTER TABLE detail_sums ADD COLUMN split_requests INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE detail_sums ADD COLUMN recovered INTEGER NOT NULL DEFAULT 0")
+
+
+KNOWN_MIGRATIONS = frozenset(
+    f.__name__ for f in (m001_initial, m002_breaker, m003_compact_detail, m004_split_counts)
+)
 
 
 def check_db_path(path: Path) -> None:

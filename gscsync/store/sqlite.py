@@ -216,7 +216,8 @@ class SqliteStore:
                     key + tuple(data.totals),
                 )
                 sums = (sum(map(itemgetter(4), rows)), sum(map(itemgetter(5), rows)))
-                conn.execute(UPSERT_SUMS, key + sums)
+                split = (data.split_requests, data.recovered)
+                conn.execute(UPSERT_SUMS, key + sums + split)
                 self._ledger_upsert(key, data.status, len(rows), int(data.truncated), None)
         except BaseException:
             ids.rollback()

@@ -17,6 +17,7 @@ from gscsync import fetch
 from gscsync.commands import run_backfill
 from gscsync.config import Settings
 from gscsync.emulator import Emulator, EmulatorConfig, EmulatorServer, SiteData
+from gscsync.store import open_store
 from tests.e2e.harness import KEY
 
 pytestmark = pytest.mark.e2e
@@ -86,6 +87,10 @@ def test_a_capped_day_split_by_device_and_country_equals_the_uncapped_truth(
     assert len(expected) > 2 * CAP  # the day is over the cap several times
     assert rows == expected and truncated == 0
     assert 0 < len(sliced(server)) <= 40
+    with open_store(tmp_path / "gsc.db") as store:
+        (coverage,) = store.coverage()
+    assert coverage.days_split == 1 and coverage.rows_recovered == len(expected) - CAP
+    assert coverage.truncated == []
 
 
 def test_a_budget_too_small_keeps_the_day_truncated_and_is_respected(
