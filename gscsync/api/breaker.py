@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 from gscsync.dates import iso_utc
 from gscsync.errors import BreakerOpen, TransientError, Tripped
@@ -23,29 +23,22 @@ log = logging.getLogger("gscsync")
 MAX_COOLDOWN = 86_400
 
 
+@dataclass(eq=False)
 class Breaker:
     """The in-run breaker; ``state`` is what to persist at the end."""
 
-    def __init__(
-        self,
-        state: BreakerState,
-        *,
-        threshold: int,
-        cooldown: int,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.state = state
-        self.threshold = threshold
-        self.base = cooldown
-        self.clock = clock
-        self.half_open = False
-        self._probe_sent = False
-        self._prober: int | None = None  # the thread whose request is the probe
-        self._cond = threading.Condition()
+    state: BreakerState
+    threshold: int
+    cooldown: int  # the base cooldown in seconds; doubled after a failed probe
+    clock: Callable[[], float] = time.time
+    half_open: bool = field(default=False, init=False)
+    _probe_sent: bool = field(default=False, init=False)
+    _prober: int | None = field(default=None, init=False)  # the thread sending the probe
+    _cond: threading.Condition = field(default_factory=threading.Condition, init=False)
 
     def admit_run(self) -> None:
         """Raise BreakerOpen while the cooldown lasts; after it, go half-open."""
-        reopens = self.state.reopens_at(self.base)
+        reopens = self.state.reopens_at(self.cooldown)
         if reopens is None:
             return
         if self.clock() < reopens:
@@ -104,10 +97,10 @@ class Breaker:
                 return
             failures = self.state.failures + 1
             if self.half_open:
-                cooldown = min(MAX_COOLDOWN, 2 * (self.state.cooldown or self.base))
+                cooldown = min(MAX_COOLDOWN, 2 * (self.state.cooldown or self.cooldown))
                 self._open(failures, cooldown, error)
             elif self.state.state == "closed" and failures >= self.threshold:
-                self._open(failures, self.base, error)
+                self._open(failures, self.cooldown, error)
             else:
                 self.state = replace(self.state, failures=failures)
 
