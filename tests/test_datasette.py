@@ -58,3 +58,12 @@ def test_the_command_prints_the_document_for_the_database(
     doc = json.loads(capsys.readouterr().out)
     assert set(doc["databases"]) == {"gsc"}
     assert "ctr" in doc["databases"]["gsc"]["tables"]["search_analytics"]["columns"]
+
+
+def test_the_views_answer_the_first_questions(db: Path) -> None:
+    with sqlite3.connect(db) as conn:
+        daily = conn.execute("SELECT date, clicks FROM v_daily ORDER BY date").fetchall()
+        queries = conn.execute("SELECT query, clicks FROM v_top_queries_28d").fetchall()
+        pages = conn.execute("SELECT page, impressions FROM v_top_pages_28d").fetchall()
+    assert daily == [("2026-03-01", 5), ("2026-03-02", 5), ("2026-03-03", 5)]
+    assert queries == [("shoes", 9)] and pages == [("https://e.x/a", 27)]

@@ -86,7 +86,13 @@ PKS = {
 }
 
 
-MIGRATIONS = ["m001_initial", "m002_breaker", "m003_compact_detail", "m004_split_counts"]
+MIGRATIONS = [
+    "m001_initial",
+    "m002_breaker",
+    "m003_compact_detail",
+    "m004_split_counts",
+    "m005_views",
+]
 
 
 def test_migrations_create_the_spec_schema_in_wal(tmp_path: Path) -> None:

@@ -85,8 +85,34 @@ def m004_split_counts(db: Database) -> None:
     db.execute("ALTER TABLE detail_sums ADD COLUMN recovered INTEGER NOT NULL DEFAULT 0")
 
 
+# The last 28 days a property has data for, in Pacific dates as stored.
+_RECENT = (
+    "date > (SELECT date(MAX(t.date), '-28 days') FROM daily_totals t "
+    "WHERE t.site_url = x.site_url AND t.search_type = x.search_type)"
+)
+VIEWS = {
+    "v_daily": "SELECT site_url, search_type, date, clicks, impressions, ctr, position "
+    "FROM daily_totals",
+    "v_top_queries_28d": "SELECT site_url, search_type, query, SUM(clicks) AS clicks, "
+    "SUM(impressions) AS impressions FROM search_analytics x "
+    f"WHERE query != '' AND {_RECENT} GROUP BY site_url, search_type, query",
+    "v_top_pages_28d": "SELECT site_url, search_type, page, SUM(clicks) AS clicks, "
+    "SUM(impressions) AS impressions FROM search_analytics x "
+    f"WHERE {_RECENT} GROUP BY site_url, search_type, page",
+}
+
+
+@migrations()
+def m005_views(db: Database) -> None:
+    """Views for the questions analysts ask first (exact daily totals, top queries and
+    pages over each property's last 28 days)."""
+    for name, sql in VIEWS.items():
+        db.execute(f"CREATE VIEW {name} AS {sql}")
+
+
 KNOWN_MIGRATIONS = frozenset(
-    f.__name__ for f in (m001_initial, m002_breaker, m003_compact_detail, m004_split_counts)
+    f.__name__
+    for f in (m001_initial, m002_breaker, m003_compact_detail, m004_split_counts, m005_views)
 )
 
 
