@@ -170,6 +170,7 @@ def _detail(
     rows: dict[str, Rows] = {d: {} for d in days}
     served = dict.fromkeys(days, 0)
     pages = 0
+    strings: dict[str, str] = {}
     for page in client.pages(site, body, cap=cap):
         pages += 1
         for api_row in page.rows:  # reduced page by page: the JSON goes at once
@@ -177,7 +178,11 @@ def _detail(
             if day is None:
                 continue  # answers are checked to hold only days of the range
             key, row = to_detail(api_row, dims)
-            day[key] = row  # ties across pages can repeat a row: keep one
+            # one string object per distinct query, page, country and device: a capped
+            # day repeats them tens of thousands of times
+            q, p, c, d = (strings.setdefault(v, v) for v in key)
+            key = (q, p, c, d)
+            day[key] = row._replace(query=q, page=p, country=c, device=d)  # ties repeat: one
             served[api_row.keys[0]] += 1
     return rows, served, pages
 
