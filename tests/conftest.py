@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from pytest_httpx import HTTPXMock
 
 from gscsync.config import ENV_VARS
 from gscsync.dates import pacific_today
@@ -78,6 +79,23 @@ def api_env(monkeypatch: pytest.MonkeyPatch, sa_key: Path, tmp_path: Path) -> Pa
     monkeypatch.setenv("GSCSYNC_API_URL", API)
     monkeypatch.setenv("GSCSYNC_DB", str(db))
     return db
+
+
+@pytest.fixture
+def monitored(
+    httpx_mock: HTTPXMock,
+    fake: FakeGsc,
+    api_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> FakeGsc:
+    """The fake API serving sc-domain:example.com (web), with a health check and metrics."""
+    httpx_mock.add_callback(fake, is_reusable=True)
+    monkeypatch.setenv("GSCSYNC_SITES", "sc-domain:example.com")
+    monkeypatch.setenv("GSCSYNC_SEARCH_TYPES", "web")
+    monkeypatch.setenv("GSCSYNC_HEALTHCHECK_URL", "https://hc.test/check-1")
+    monkeypatch.setenv("GSCSYNC_METRICS_FILE", str(tmp_path / "gscsync.prom"))
+    return fake
 
 
 def run_cli(*args: str) -> int:

@@ -204,20 +204,10 @@ def test_bad_databases(
 
 # -- pings, metrics, file modes ----------------------------------------------------------
 @pytest.fixture
-def observed(
-    httpx_mock: HTTPXMock,
-    fake: FakeGsc,
-    api_env: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-) -> FakeGsc:
-    httpx_mock.add_callback(fake, is_reusable=True)
-    monkeypatch.setenv("GSCSYNC_SITES", S1)
-    monkeypatch.setenv("GSCSYNC_SEARCH_TYPES", "web")
-    monkeypatch.setenv("GSCSYNC_HEALTHCHECK_URL", "https://hc.test/check-1")
-    monkeypatch.setenv("GSCSYNC_METRICS_FILE", str(tmp_path / "gscsync.prom"))
-    fake.add_day(S1, "web", (date.fromisoformat(fake.final_through)).isoformat(), 3)
-    return fake
+def observed(monitored: FakeGsc) -> FakeGsc:
+    day = date.fromisoformat(monitored.final_through).isoformat()
+    monitored.add_day(S1, "web", day, 3)
+    return monitored
 
 
 def test_healthcheck_pings_and_metrics_on_success(

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pytest_httpx import HTTPXMock
 
 from gscsync import engine
 from gscsync.errors import StorageError
@@ -28,20 +27,10 @@ def day(fake: FakeGsc, n: int) -> str:
 
 
 @pytest.fixture
-def observed(
-    httpx_mock: HTTPXMock,
-    fake: FakeGsc,
-    api_env: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-) -> FakeGsc:
-    httpx_mock.add_callback(fake, is_reusable=True)
-    monkeypatch.setenv("GSCSYNC_SITES", S1)
-    monkeypatch.setenv("GSCSYNC_SEARCH_TYPES", "web")
+def observed(monitored: FakeGsc, monkeypatch: pytest.MonkeyPatch) -> FakeGsc:
     monkeypatch.setenv("GSCSYNC_SYNC_DAYS", "8")
     monkeypatch.setenv("GSCSYNC_CONCURRENCY", "1")
-    monkeypatch.setenv("GSCSYNC_HEALTHCHECK_URL", "https://hc.test/check-1")
-    monkeypatch.setenv("GSCSYNC_METRICS_FILE", str(tmp_path / "gscsync.prom"))
+    fake = monitored
     for n in range(5):
         fake.add_day(S1, "web", day(fake, n), 3)
     return fake
