@@ -72,8 +72,14 @@ def _detail_positions(dims: tuple[str, ...]) -> tuple[int, int, int, int]:
     return q, p, c, d
 
 
-def to_detail(row: ApiRow, dims: Sequence[str]) -> tuple[tuple[str, ...], DetailRow]:
-    """A checked API row as (key, detail row); dimensions not requested are ``''``."""
+def to_detail(
+    row: ApiRow, dims: Sequence[str], strings: dict[str, str] | None = None
+) -> tuple[tuple[str, ...], DetailRow]:
+    """A checked API row as (key, detail row); dimensions not requested are ``''``.
+
+    With ``strings``, each distinct value is held once: a capped day repeats the same
+    queries, pages, countries and devices tens of thousands of times.
+    """
     q, p, c, d = _detail_positions(dims if isinstance(dims, tuple) else tuple(dims))
     k = row.keys
     key = (
@@ -82,6 +88,9 @@ def to_detail(row: ApiRow, dims: Sequence[str]) -> tuple[tuple[str, ...], Detail
         k[c] if c >= 0 else "",
         k[d] if d >= 0 else "",
     )
+    if strings is not None:
+        a, b, e, f = (strings.setdefault(v, v) for v in key)
+        key = (a, b, e, f)
     return key, DetailRow(*key, row.clicks, row.impressions, row.ctr, row.position)
 
 
@@ -177,12 +186,8 @@ def _detail(
             day = rows.get(api_row.keys[0])
             if day is None:
                 continue  # answers are checked to hold only days of the range
-            key, row = to_detail(api_row, dims)
-            # one string object per distinct query, page, country and device: a capped
-            # day repeats them tens of thousands of times
-            q, p, c, d = (strings.setdefault(v, v) for v in key)
-            key = (q, p, c, d)
-            day[key] = row._replace(query=q, page=p, country=c, device=d)  # ties repeat: one
+            key, row = to_detail(api_row, dims, strings)
+            day[key] = row  # ties across pages can repeat a row: keep one
             served[api_row.keys[0]] += 1
     return rows, served, pages
 
