@@ -54,9 +54,12 @@ from gscsync.pool import POLL, DaemonPool
 from gscsync.store import Store
 
 log = logging.getLogger("gscsync")
-# Chunks that may hold a capped day (tens of MB each while parsed) in flight at once: the
-# memory budget. Big days are CPU-bound to parse and write, so more would gain little.
-BIG_INFLIGHT = 2
+# Chunks that may hold a capped day (about 25 MB each while parsed) in flight at once: the
+# memory budget. Measured (benchmarks/bench_scenarios.py part 4): peak RSS 122 MB at any
+# concurrency with 1, 149-156 MB with 2, for 11% less wall time: parsing and writing a big
+# day hold the GIL, so a second one in flight overlaps little. They run on a thread of
+# their own, so no fetch thread's allocator arena ever grows to a capped day's size.
+BIG_INFLIGHT = 1
 # errors about the run or the whole site, not a day: splitting a chunk would not help
 RUN_OR_SITE = (PermissionDenied, Unauthorized, AccessRefused, Tripped, ClientClosed)
 Work = Job | Packing | Chunk  # a probe, a sizing request, or a chunk of days to fetch
@@ -98,7 +101,9 @@ class Engine:
         self._chunks: list[tuple[int, int, Chunk]] = []  # heap: newest first, then order
         self._seq = 0
         inflight: dict[Future[Any], Work] = {}
-        with DaemonPool(self.concurrency) as pool:
+        big = min(self.big_inflight, self.concurrency)
+        with DaemonPool(self.concurrency) as pool, DaemonPool(big, "gscsync-big") as big_pool:
+            self._big_pool = big_pool
             while self._probes or self._packings or self._chunks or inflight:
                 while self._has_work() and len(inflight) < self.concurrency:
                     work = self._next(inflight)
@@ -149,6 +154,8 @@ class Engine:
             return pool.submit(self._probe, work)
         if isinstance(work, Packing):
             return pool.submit(size_job, self.client, work)
+        if work.big:  # on the big-day threads: see BIG_INFLIGHT
+            return self._big_pool.submit(fetch_chunk, self.client, work, self.split_budget)
         return pool.submit(fetch_chunk, self.client, work, self.split_budget)
 
     def _after(self, work: Work, fut: Future[Any]) -> None:

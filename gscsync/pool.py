@@ -54,12 +54,12 @@ def call_abandonable(
 class DaemonPool:
     """A fixed pool of daemon worker threads: work in flight never delays the exit."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, name: str = "gscsync-fetch") -> None:
         self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = (
             queue.SimpleQueue()
         )
         self._threads = [
-            threading.Thread(target=self._work, name=f"gscsync-fetch-{n}", daemon=True)
+            threading.Thread(target=self._work, name=f"{name}-{n}", daemon=True)
             for n in range(workers)
         ]
         for thread in self._threads:

@@ -271,3 +271,14 @@ def test_any_answer_is_typed_rows_or_a_bad_response_never_another_error(
         assert type(r.clicks) is int and 0 <= r.clicks < 2**63
         assert type(r.impressions) is int and 0 <= r.impressions < 2**63
         assert math.isfinite(r.ctr) and (r.position is None or math.isfinite(r.position))
+
+
+def test_rows_are_typed_as_decoded_and_share_their_key_strings(httpx_mock: HTTPXMock) -> None:
+    # A 25,000-row page repeats the same pages and queries: each distinct string is held
+    # once (the memory of a capped day), whatever the JSON decoder made of it.
+    keys = '["2026-03-05", "q", "https://a.com/p", "usa", "MOBILE"]'
+    httpx_mock.add_response(text=answer(row(keys), row(keys.replace('"q"', '"r"'))))
+    first, second = client().query_page(SITE, DETAIL).rows
+    assert first.keys[2] == second.keys[2] == "https://a.com/p"
+    assert first.keys[2] is second.keys[2] and first.keys[3] is second.keys[3]
+    assert first.keys[1] != second.keys[1]

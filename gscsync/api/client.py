@@ -35,6 +35,7 @@ from gscsync.api.answers import (
     one_line,
     parse_sites,
     query_parser,
+    row_hook,
 )
 from gscsync.api.ratelimit import RateLimiter
 from gscsync.api.transport import MB, read_body, within
@@ -197,7 +198,7 @@ class GscClient:
     def query_page(self, site_url: str, body: dict[str, Any]) -> Answer:
         """One ``searchAnalytics.query`` request; its answer checked against ``body``."""
         url = f"{self.base_url}/webmasters/v3/sites/{encode_site(site_url)}/searchAnalytics/query"
-        return self._call("POST", url, query_parser(body), json=body)
+        return self._call("POST", url, query_parser(body), json=body, object_hook=row_hook())
 
     def pages(
         self,
@@ -290,7 +291,13 @@ class GscClient:
         if cut:
             raise ClientClosed("the run's deadline comes before the next try")
 
-    def _send(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+    def _send(
+        self,
+        method: str,
+        url: str,
+        object_hook: Callable[[dict[str, Any]], Any] | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
         self._check_live()
         if self.limiter is not None:
             if self.stop is None and self.deadline is None:
@@ -308,7 +315,7 @@ class GscClient:
                 within(budget) as until,
                 self.http.stream(method, url, timeout=budget, **kwargs) as response,
             ):
-                return self._read(response, until)
+                return self._read(response, until, object_hook)
         except httpx.TimeoutException:
             if by_run or self.closed:
                 raise ClientClosed("the run's deadline passed during a request") from None
@@ -322,8 +329,14 @@ class GscClient:
                 f"connection failed ({type(exc).__name__}: {one_line(str(exc), 120)})"
             ) from None
 
-    def _read(self, response: httpx.Response, until: float) -> dict[str, Any]:
-        """The JSON object of a 2xx answer, read by ``until``; any other status an error."""
+    def _read(
+        self,
+        response: httpx.Response,
+        until: float,
+        object_hook: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> dict[str, Any]:
+        """The JSON object of a 2xx answer, read by ``until``; any other status an error.
+        ``object_hook`` sees each object as it is decoded (rows become compact at once)."""
         status = response.status_code
         if 300 <= status < 400:
             where = one_line(response.headers.get("Location") or "nowhere", 200)
@@ -336,7 +349,7 @@ class GscClient:
             raise error
         content = read_body(response, until, self.max_body)
         try:
-            body = json.loads(content)
+            body = json.loads(content, object_hook=object_hook)
         except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError
             raise BadResponse(f"HTTP {status} with a body that is not JSON") from None
         if not isinstance(body, dict):

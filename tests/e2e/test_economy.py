@@ -168,12 +168,14 @@ def test_big_days_in_flight_stay_within_the_memory_budget(
 ) -> None:
     server.emulator.sites[SITE].rows_per_day.update(web=30_000)  # over the packing bound
     real = engine.fetch_chunk
-    lock, now, peak = threading.Lock(), [0], [0]
+    lock, now, peak, threads = threading.Lock(), [0], [0], set()
 
     def fetch_chunk(client: Any, chunk: Any, *args: Any) -> Any:
         with lock:
             now[0] += chunk.big
             peak[0] = max(peak[0], now[0])
+            if chunk.big:
+                threads.add(threading.current_thread().name)
         try:
             return real(client, chunk, *args)
         finally:
@@ -181,7 +183,6 @@ def test_big_days_in_flight_stay_within_the_memory_budget(
                 now[0] -= chunk.big
 
     monkeypatch.setattr(engine, "fetch_chunk", fetch_chunk)
-    monkeypatch.setattr(engine, "BIG_INFLIGHT", 1)
     end = server.emulator.final_through()
     outcome = run_backfill(
         settings(server, tmp_path, search_types=("web",), concurrency=4),
@@ -189,7 +190,9 @@ def test_big_days_in_flight_stay_within_the_memory_budget(
         end=end,
     )
     assert outcome.exit_code == 0 and outcome.report.days_ok == 4
-    assert peak[0] == 1  # four big days, four workers, one at a time
+    assert peak[0] == engine.BIG_INFLIGHT == 1  # four big days, four workers, one at a time
+    # on the big-day thread alone: no fetch thread's allocator grows to a big day's size
+    assert threads == {"gscsync-big-0"}
 
 
 def test_a_daily_sync_of_one_new_day_pays_no_sizing_request(
