@@ -23,17 +23,16 @@ from typing import Any
 
 from gscsync.api.breaker import Breaker
 from gscsync.api.client import ClientClosed, GscClient
+from gscsync.budget import BIG_INFLIGHT, MemoryBudget
 from gscsync.errors import (
     AccessRefused,
     ApiError,
     AuthError,
     DailyLimitExceeded,
-    GscSyncError,
     PermissionDenied,
     QuotaExceeded,
     Tripped,
     Unauthorized,
-    WorkerError,
 )
 from gscsync.fetch import DAILY_ROW_CAP, Probe, fetch_chunk, probe, size_job
 from gscsync.logs import scrub
@@ -50,16 +49,10 @@ from gscsync.models import (
 )
 from gscsync.parse import scheme_hint
 from gscsync.planner import assumed_final, pack, plan_days
-from gscsync.pool import POLL, DaemonPool
+from gscsync.pool import POLL, DaemonPool, result_of
 from gscsync.store import Store
 
 log = logging.getLogger("gscsync")
-# Chunks that may hold a capped day (about 25 MB each while parsed) in flight at once: the
-# memory budget. Measured (benchmarks/bench_scenarios.py part 4): peak RSS 122 MB at any
-# concurrency with 1, 149-156 MB with 2, for 11% less wall time: parsing and writing a big
-# day hold the GIL, so a second one in flight overlaps little. They run on a thread of
-# their own, so no fetch thread's allocator arena ever grows to a capped day's size.
-BIG_INFLIGHT = 1
 # errors about the run or the whole site, not a day: splitting a chunk would not help
 RUN_OR_SITE = (PermissionDenied, Unauthorized, AccessRefused, Tripped, ClientClosed)
 Work = Job | Packing | Chunk  # a probe, a sizing request, or a chunk of days to fetch
@@ -87,6 +80,7 @@ class Engine:
     quota_cooloff: float = 60.0  # first pause after a quota answer; doubled each time
     quota_patience: float = 900.0  # pauses in all before the run stops (Google: 15 min)
     big_inflight: int = field(default_factory=lambda: BIG_INFLIGHT)
+    budget: MemoryBudget = field(init=False)
     split_budget: int = 40  # extra requests per capped day to refetch it as slices
     _resume_at: float | None = field(default=None, init=False)
     _cooloffs: int = field(default=0, init=False)
@@ -101,6 +95,7 @@ class Engine:
         self._chunks: list[tuple[int, int, Chunk]] = []  # heap: newest first, then order
         self._seq = 0
         inflight: dict[Future[Any], Work] = {}
+        self.budget = MemoryBudget()
         big = min(self.big_inflight, self.concurrency)
         with DaemonPool(self.concurrency) as pool, DaemonPool(big, "gscsync-big") as big_pool:
             self._big_pool = big_pool
@@ -119,6 +114,7 @@ class Engine:
                 if self._abandon(inflight):
                     break
                 for fut in done:
+                    self.budget.done(fut)
                     self._after(inflight.pop(fut), fut)
                     report.requests = self.client.requests
                     self._progress()
@@ -132,7 +128,7 @@ class Engine:
             return self._probes.popleft()
         if self._packings:
             return self._packings.popleft()
-        big = sum(1 for w in inflight.values() if isinstance(w, Chunk) and w.big)
+        big = self.budget.in_flight(inflight)
         held: list[tuple[int, int, Chunk]] = []
         found: Chunk | None = None
         while self._chunks and found is None:
@@ -141,7 +137,7 @@ class Engine:
             if chunk.site_url in self.report.denied_sites:
                 for task, _ in chunk.days:
                     self._fail(task, self.report.denied_sites[chunk.site_url])
-            elif chunk.big and big >= self.big_inflight:
+            elif self.budget.is_big(chunk) and big >= self.big_inflight:
                 held.append(entry)
             else:
                 found = chunk
@@ -154,8 +150,10 @@ class Engine:
             return pool.submit(self._probe, work)
         if isinstance(work, Packing):
             return pool.submit(size_job, self.client, work)
-        if work.big:  # on the big-day threads: see BIG_INFLIGHT
-            return self._big_pool.submit(fetch_chunk, self.client, work, self.split_budget)
+        if self.budget.is_big(work):  # on the big-day thread: see BIG_INFLIGHT
+            return self.budget.submitted(
+                self._big_pool.submit(fetch_chunk, self.client, work, self.split_budget)
+            )
         return pool.submit(fetch_chunk, self.client, work, self.split_budget)
 
     def _after(self, work: Work, fut: Future[Any]) -> None:
@@ -241,20 +239,9 @@ class Engine:
             log.warning("abandoning %d request(s) in flight", len(inflight))
         return True
 
-    @staticmethod
-    def _result(fut: Future[Any]) -> Any:
-        """The worker's result; a bug in a worker becomes a WorkerError for its work alone."""
-        try:
-            return fut.result()
-        except GscSyncError:
-            raise
-        except Exception as exc:
-            log.debug("worker failed", exc_info=exc)
-            raise WorkerError(f"internal error: {type(exc).__name__}: {exc}") from exc
-
     def _after_probe(self, job: Job, fut: Future[Any]) -> None:
         try:
-            result: Probe = self._result(fut)
+            result: Probe = result_of(fut)
         except QuotaExceeded as exc:
             self._quota(exc, job)
             return
@@ -290,7 +277,7 @@ class Engine:
 
     def _after_packing(self, packing: Packing, fut: Future[Any]) -> None:
         try:
-            bounds, appearance = self._result(fut)
+            bounds, appearance = result_of(fut)
         except QuotaExceeded as exc:
             self._quota(exc, packing)
             return
@@ -299,11 +286,12 @@ class Engine:
                 self._push(pack(packing.days, None))  # fetch day by day instead
             return
         self._cooloffs = 0
+        self.budget.note_bounds(packing.days, bounds)
         self._push(pack(packing.days, bounds, appearance))
 
     def _after_chunk(self, chunk: Chunk, fut: Future[Any]) -> None:
         try:
-            days: list[DayData] = self._result(fut)
+            days: list[DayData] = result_of(fut)
         except QuotaExceeded as exc:
             self._quota(exc, chunk)
             return
@@ -321,6 +309,7 @@ class Engine:
             return
         self._cooloffs = 0
         for data in days:
+            self.budget.learn(data)
             self._write(data)
 
     def _write(self, data: DayData) -> None:

@@ -16,6 +16,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from gscsync.api.client import ClientClosed
+from gscsync.errors import GscSyncError, WorkerError
 from gscsync.models import RunReport
 
 log = logging.getLogger("gscsync")
@@ -85,3 +86,14 @@ class DaemonPool:
     def __exit__(self, *exc: object) -> None:
         for _ in self._threads:
             self._queue.put(None)  # idle workers end; busy ones end with the process
+
+
+def result_of(fut: Future[Any]) -> Any:
+    """A worker's result; a bug in a worker becomes a WorkerError for its work alone."""
+    try:
+        return fut.result()
+    except GscSyncError:
+        raise
+    except Exception as exc:
+        log.debug("worker failed", exc_info=exc)
+        raise WorkerError(f"internal error: {type(exc).__name__}: {exc}") from exc

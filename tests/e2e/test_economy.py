@@ -206,3 +206,30 @@ def test_a_daily_sync_of_one_new_day_pays_no_sizing_request(
     assert [b for b in log_of(server) if b.get("aggregationType") == "byPage"] == []
     # the probe, the day's detail query to its empty page, its appearance list likewise
     assert len(log_of(server)) <= 5
+
+
+def test_lone_days_shown_small_by_their_job_leave_the_big_day_thread(
+    server: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 3,000 rows a day show more page impressions than the packing limit, so each day is
+    # fetched alone and marked as possibly big; once one is in, its rows per impression
+    # show the others cannot reach the cap: they run on the fetch threads, side by side.
+    server.emulator.sites[SITE].rows_per_day.update(web=3_000)
+    real = engine.fetch_chunk
+    threads: list[str] = []
+
+    def fetch_chunk(client: Any, chunk: Any, *args: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return real(client, chunk, *args)
+
+    monkeypatch.setattr(engine, "fetch_chunk", fetch_chunk)
+    end = server.emulator.final_through()
+    outcome = run_backfill(
+        settings(server, tmp_path, search_types=("web",), concurrency=4),
+        start=end - timedelta(days=5),
+        end=end,
+    )
+    assert outcome.exit_code == 0 and outcome.report.days_ok == 6
+    assert len(threads) == 6  # one chunk a day: none could be packed
+    assert threads[0] == "gscsync-big-0"  # the first, before anything is known
+    assert sum(name.startswith("gscsync-fetch") for name in threads) >= 4

@@ -1,0 +1,70 @@
+"""The memory budget: which chunks may hold a capped day, and how many are in flight.
+
+A capped day is about 25 MB while its pages are parsed; a run holds at most
+``BIG_INFLIGHT`` chunks that may hold one, on a thread of their own (the C allocator keeps
+a freed peak in the arena of the thread that made it, so big days spread over every fetch
+thread would grow RSS with the concurrency). Measured (benchmarks/bench_scenarios.py part
+4): peak RSS 118-123 MB at concurrency 1, 4 and 8 with one in flight; 149-156 MB with two,
+for 11% less wall time (parsing and writing hold the GIL, so a second overlaps little).
+
+Which chunks are big: the planner marks a lone day whose page-aggregated impressions (its
+bound: each detail row has at least one impression) pass the packing limit. A bound
+overstates rows by far (a 3,000-row day can show 60,000 impressions), so once a day of a
+job is in, its rows per bound (the job's density, the highest seen) say which of the job's
+other days can reach the limit, with a margin; until then, every marked day may.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Future
+from typing import Any
+
+from gscsync.models import Chunk, DayData, DayTask, Totals
+from gscsync.planner import ROW_LIMIT
+
+BIG_INFLIGHT = 1
+BIG_MARGIN = 2.0  # a day counts as big while bound x density x this reaches ROW_LIMIT
+
+
+class MemoryBudget:
+    def __init__(self) -> None:
+        self._bounds: dict[tuple[str, str, str], int] = {}
+        self._density: dict[tuple[str, str], float] = {}
+        self._futures: set[Future[Any]] = set()
+
+    def note_bounds(
+        self, days: Iterable[tuple[DayTask, Totals]], bounds: Mapping[str, int]
+    ) -> None:
+        for task, _ in days:
+            if task.date in bounds:
+                self._bounds[(task.site_url, task.search_type, task.date)] = bounds[task.date]
+
+    def is_big(self, chunk: Chunk) -> bool:
+        if not chunk.big:
+            return False
+        density = self._density.get((chunk.site_url, chunk.search_type))
+        if density is None:
+            return True
+        task, totals = chunk.days[0]
+        bound = self._bounds.get((task.site_url, task.search_type, task.date), totals.impressions)
+        return bound * density * BIG_MARGIN >= ROW_LIMIT
+
+    def learn(self, data: DayData) -> None:
+        """A fetched day's rows per bound: the density of its job's days."""
+        task = data.task
+        bound = self._bounds.get((task.site_url, task.search_type, task.date))
+        bound = bound or data.totals.impressions
+        if bound and not data.truncated:
+            job = (task.site_url, task.search_type)
+            self._density[job] = max(self._density.get(job, 0.0), len(data.rows) / bound)
+
+    def submitted(self, fut: Future[Any]) -> Future[Any]:
+        self._futures.add(fut)
+        return fut
+
+    def done(self, fut: Future[Any]) -> None:
+        self._futures.discard(fut)
+
+    def in_flight(self, inflight: Iterable[Future[Any]]) -> int:
+        return len(self._futures.intersection(inflight))
