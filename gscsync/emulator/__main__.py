@@ -38,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--write-key", type=Path, help="write a service-account key for this emulator to this path"
     )
+    parser.add_argument(
+        "--property-overlap",
+        action="store_true",
+        help="by property, count a search showing several pages once (as Google does)",
+    )
     parser.add_argument("--latency", type=float, default=0.0)
     for name in ("429", "500", "503", "drop", "truncate"):
         parser.add_argument(
@@ -83,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         lag_days=args.lag_days,
         token_lifetime=args.token_lifetime,
+        property_overlap=args.property_overlap,
         faults=faults,
     )
     key = new_service_account_key() if args.write_key else None

@@ -5,6 +5,15 @@ query, page, country, device, an optional search appearance, clicks, impressions
 position. Some queries are anonymized: they count in totals but are never returned when
 a request groups or filters by query. Days not final yet are served only with
 ``dataState: all``, scaled down (partial data that grows until final).
+
+Aggregation: by page, every base row counts; by property, one search (a query, country,
+device and day) showing several of the property's pages counts once, with its topmost
+position (:func:`collapse_by_property`), so totals by property are at most those by page.
+
+Hourly data (``dataState: hourly_all``, grouped by ``hour``): the last :data:`HOURLY_DAYS`
+Pacific days, each row of a day (as ``dataState: all`` serves it) split exactly over the
+day's real local hours (:func:`day_hours`, :func:`split_exact`); today only up to the
+current hour.
 """
 
 from __future__ import annotations
@@ -12,15 +21,21 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from collections.abc import Iterable, Iterator
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from gscsync.models import SEARCH_TYPES
 
+PACIFIC = ZoneInfo("America/Los_Angeles")
 DAILY_ROW_CAP = 50_000
+HOURLY_DAYS = 10  # hourly data reaches back this many Pacific days, today included
+# share of a day's traffic by local wall-clock hour (quiet at night, busiest early afternoon)
+HOUR_WEIGHTS = (3, 2, 2, 2, 2, 3, 4, 6, 8, 9, 10, 10, 11, 11, 10, 10, 9, 9, 9, 8, 8, 7, 6, 4)
 NO_POSITION_TYPES = {t.name for t in SEARCH_TYPES.values() if not t.has_position}
 WORDS = (
     "shoes",
@@ -243,8 +258,30 @@ def _check_combination(q: Query) -> None:
         raise QueryError(f"Aggregation by property is not supported for {q.search_type}.")
     if "hour" in dims and q.state != "hourlyall":
         raise QueryError("Grouping by hour requires dataState HOURLY_ALL.")
-    if q.state == "hourlyall":
-        raise QueryError("Hourly data is not available from this emulator.")
+    if q.state == "hourlyall" and "hour" not in dims:
+        raise QueryError("dataState HOURLY_ALL requires grouping by hour.")
+    if "hour" in dims and "date" in dims:
+        raise QueryError(
+            "Cannot group by hour together with date: an hour key "
+            "(YYYY-MM-DDThh:mm:ss-07:00) already names its day."
+        )
+
+
+def resolve_aggregation(q: Query) -> str:
+    """The aggregation ``q`` is answered with, as ``responseAggregationType`` spells it.
+
+    ``auto`` is by page when page is grouped or filtered, and for Discover and Google News
+    (which refuse ``byProperty``); otherwise by property.
+    """
+    explicit = {
+        "bypage": "byPage",
+        "byproperty": "byProperty",
+        "bynewsshowcasepanel": "byNewsShowcasePanel",
+    }.get(q.aggregation)
+    if explicit is not None:
+        return explicit
+    by_page = "page" in q.dimensions or any(f[0] == "page" for f in q.filters)
+    return "byPage" if by_page or q.search_type in NO_POSITION_TYPES else "byProperty"
 
 
 def _matches(row: BaseRow, filters: Iterable[tuple[str, str, str]]) -> bool:
@@ -299,6 +336,81 @@ def day_rows(
         )
 
 
+def collapse_by_property(rows: Iterable[BaseRow], *, by_appearance: bool) -> list[BaseRow]:
+    """The rows of one day as a property counts them: one search (query, country, device,
+    and appearance when ``by_appearance``) showing several of the property's pages is one
+    row, with the most impressions and clicks any of its pages had and the topmost position.
+    Keeps the first row's page, query and appearance; anonymized only when all were."""
+    out: dict[tuple[str, str, str, str], BaseRow] = {}
+    for r in rows:
+        key = (r.query, r.country, r.device, r.appearance if by_appearance else "")
+        seen = out.get(key)
+        out[key] = (
+            r
+            if seen is None
+            else BaseRow(
+                seen.query,
+                seen.page,
+                seen.country,
+                seen.device,
+                seen.appearance,
+                seen.anonymized and r.anonymized,
+                max(seen.clicks, r.clicks),
+                max(seen.impressions, r.impressions),
+                min(seen.position, r.position),
+            )
+        )
+    return list(out.values())
+
+
+def day_hours(day: date, until: datetime | None = None) -> list[datetime]:
+    """The hours of a Pacific day, each its first instant in America/Los_Angeles: 24, or
+    23 and 25 on the days daylight saving time starts and ends; with ``until`` (aware),
+    only the hours begun by then."""
+    start = datetime.combine(day, time(), PACIFIC).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), time(), PACIFIC).astimezone(UTC)
+    hours = []
+    at = start
+    while at < end and (until is None or at <= until):
+        hours.append(at.astimezone(PACIFIC))
+        at += timedelta(hours=1)
+    return hours
+
+
+def hour_key(at: datetime) -> str:
+    """An hour as the API keys it: ``2025-04-07T13:00:00-07:00``."""
+    return at.astimezone(PACIFIC).isoformat(timespec="seconds")
+
+
+def split_exact(total: int, weights: Sequence[int], salt: int) -> list[int]:
+    """``total`` split over ``weights`` in proportion, in integers summing exactly to it.
+
+    Largest remainder, the units left over going to parts with a remainder, picked by a
+    draw from ``salt``: a part never gets more than its exact share rounded up, so a split
+    of clicks weighted by a split of impressions never has more clicks than impressions in
+    a part (nor any in a part without impressions).
+    """
+    whole = sum(weights)
+    parts = [total * w // whole for w in weights]
+    short = total - sum(parts)
+    if short:
+        rests = [total * w % whole for w in weights]
+        order = sorted(
+            (h for h, rest in enumerate(rests) if rest),
+            key=lambda h: -(rests[h] + _draw(salt, h) % whole),  # larger remainders first, mostly
+        )
+        for h in order[:short]:
+            parts[h] += 1
+    return parts
+
+
+def _draw(salt: int, n: int) -> int:
+    """A deterministic pseudo-random number from ``salt`` and ``n`` (a 64-bit mix)."""
+    x = (salt + n * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    return x ^ (x >> 27)
+
+
 def answer(
     q: Query,
     seed: int,
@@ -308,31 +420,69 @@ def answer(
     final_through: date,
     earliest: date,
     cap: int = DAILY_ROW_CAP,
+    property_overlap: bool = False,
+    now: datetime | None = None,
 ) -> tuple[list[dict[str, Any]], bool]:
-    """Rows for a query (all of them, before paging) and whether the range has fresh days."""
-    last = today if q.state == "all" else final_through
-    by_query = "query" in q.dimensions or any(f[0] == "query" for f in q.filters)
+    """Rows for a query (all of them, before paging) and whether the range has fresh days.
+
+    With ``property_overlap``, an answer by property counts each search once across the
+    property's pages (:func:`collapse_by_property`); without, it sums rows as by page. An
+    hourly answer serves today's hours begun by ``now`` (aware; all of them when None).
+    """
+    hourly = q.state == "hourlyall"
+    first, last = max(q.start, earliest), min(q.end, final_through if q.state == "final" else today)
+    if hourly:
+        first = max(first, today - timedelta(days=HOURLY_DAYS - 1))
+    filtered = {f[0] for f in q.filters}
+    by_query = "query" in q.dimensions or "query" in filtered
+    by_appearance = "searchAppearance" in q.dimensions or "searchAppearance" in filtered
+    collapse = property_overlap and resolve_aggregation(q) == "byProperty"
+    at = q.dimensions.index("hour") if hourly else -1
     groups: dict[tuple[str, ...], list[float]] = {}
-    day = max(q.start, earliest)
-    while day <= min(q.end, last):
+
+    def add(key: tuple[str, ...], clicks: int, impressions: int, position: float) -> None:
+        acc = groups.setdefault(key, [0, 0, 0.0])
+        acc[0] += clicks
+        acc[1] += impressions
+        acc[2] += position * impressions
+
+    day = first
+    while day <= last:
         iso = day.isoformat()
-        for base in day_rows(seed, site, q.search_type, day, final_through):
-            if (by_query and base.anonymized) or not _matches(base, q.filters):
-                continue
-            if "searchAppearance" in q.dimensions and not base.appearance:
-                continue
+        rows = [
+            base
+            for base in day_rows(seed, site, q.search_type, day, final_through)
+            if not (by_query and base.anonymized)
+            and _matches(base, q.filters)
+            and not ("searchAppearance" in q.dimensions and not base.appearance)
+        ]
+        if collapse:
+            rows = collapse_by_property(rows, by_appearance=by_appearance)
+        hours = day_hours(day, now if day == today else None) if hourly else []
+        hour_keys = [hour_key(h) for h in hours]
+        weights = [HOUR_WEIGHTS[h.hour] for h in hours]
+        for base in rows:
             key = tuple(
                 iso
                 if d == "date"
                 else base.appearance
                 if d == "searchAppearance"
+                else ""
+                if d == "hour"
                 else getattr(base, d)
                 for d in q.dimensions
             )
-            acc = groups.setdefault(key, [0, 0, 0.0])
-            acc[0] += base.clicks
-            acc[1] += base.impressions
-            acc[2] += base.position * base.impressions
+            if not hourly:
+                add(key, base.clicks, base.impressions, base.position)
+                continue
+            salt = zlib.crc32(
+                f"{iso}|{base.query}|{base.page}|{base.country}|{base.device}".encode()
+            )
+            seen = split_exact(base.impressions, weights, salt)
+            clicked = split_exact(base.clicks, seen, salt + 1)
+            for hk, c, i in zip(hour_keys, clicked, seen, strict=True):
+                if i:
+                    add((*key[:at], hk, *key[at + 1 :]), c, i, base.position)
         day += timedelta(days=1)
     out: list[dict[str, Any]] = []
     for key, (clicks, impressions, weighted) in groups.items():
@@ -346,23 +496,24 @@ def answer(
         if q.search_type not in NO_POSITION_TYPES:
             row["position"] = round(weighted / impressions, 4) if impressions else 0.0
         out.append(row)
-    if q.dimensions == ("date",):
-        out.sort(key=lambda r: r["keys"][0])
-    else:
-        out.sort(key=lambda r: (-r["clicks"], -r["impressions"], r.get("keys", [])))
-    out = _cap(out, q, cap)
+    out.sort(key=lambda r: (-r["clicks"], -r["impressions"], r.get("keys", [])))
+    out = _cap(out, q, cap)  # the top rows of each day
+    if q.dimensions in (("date",), ("hour",)):
+        out.sort(key=lambda r: r["keys"][0])  # chronological
     return out, q.end > final_through
 
 
 def _cap(rows: list[dict[str, Any]], q: Query, cap: int = DAILY_ROW_CAP) -> list[dict[str, Any]]:
-    """At most ``cap`` rows per day, the top ones by clicks (after the filters)."""
-    if "date" not in q.dimensions:
+    """At most ``cap`` rows per day, the top ones by clicks (after the filters); an hour
+    counts for the day its key names."""
+    timed = [d for d in q.dimensions if d in ("date", "hour")]
+    if not timed:
         return rows[: cap * ((q.end - q.start).days + 1)]
-    at = q.dimensions.index("date")
+    at = q.dimensions.index(timed[0])
     seen: dict[str, int] = {}
     kept = []
     for r in rows:
-        d = r["keys"][at]
+        d = r["keys"][at][:10]
         seen[d] = seen.get(d, 0) + 1
         if seen[d] <= cap:
             kept.append(r)
