@@ -6,7 +6,7 @@ statuses are Literals, so mypy checks every spelling.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any, Literal, NamedTuple
@@ -79,6 +79,86 @@ class AppearanceRow(NamedTuple):
 
 ZERO_TOTALS = Totals(0, 0, 0.0, None)
 
+# by-property report tables, one row per query, page, country or device and day
+REPORTS = ("by_query", "by_page", "by_country", "by_device")
+APPEARANCE_DETAIL = "search_appearance_detail"  # the report of AppearanceDetailRow
+HOURLY = "hourly"  # the report name of the hourly tables in the report ledger
+TABLES = (*REPORTS, APPEARANCE_DETAIL)  # what GSCSYNC_TABLES may name
+REPORT_DIMENSION = {"by_query": "query", "by_page": "page", "by_country": "country"}
+REPORT_DIMENSION["by_device"] = "device"
+
+
+def report_allowed(search_type: str, table: str) -> bool:
+    """Whether the API can answer ``table`` for ``search_type`` (Discover has no query and
+    no device, Google News no query)."""
+    dims = SEARCH_TYPES[search_type].dimensions
+    if table == APPEARANCE_DETAIL:
+        return "page" in dims
+    return REPORT_DIMENSION[table] in dims
+
+
+def by_property(search_type: str, table: str) -> bool:
+    """Whether ``table`` is asked by property: the UI's numbers. The API refuses it for
+    page grouping and for Discover and Google News (which report no position)."""
+    return (
+        table in ("by_query", "by_country", "by_device") and SEARCH_TYPES[search_type].has_position
+    )
+
+
+class ReportRow(NamedTuple):
+    """One row of a report table: ``key`` is the query, page, country or device."""
+
+    key: str
+    clicks: int
+    impressions: int
+    ctr: float
+    position: float | None
+
+
+class AppearanceDetailRow(NamedTuple):
+    """One row of ``search_appearance_detail``."""
+
+    appearance: str
+    page: str
+    query: str
+    clicks: int
+    impressions: int
+    ctr: float
+    position: float | None
+
+
+class ReportDay(NamedTuple):
+    """One report's rows for one day."""
+
+    rows: list[Any]  # ReportRow, or AppearanceDetailRow for "search_appearance_detail"
+    truncated: bool = False
+
+
+class HourRow(NamedTuple):
+    """One row of ``search_analytics_hourly``: ``hour`` ISO-8601 with its Pacific offset."""
+
+    hour: str
+    query: str
+    page: str
+    country: str
+    device: str
+    clicks: int
+    impressions: int
+    ctr: float
+    position: float | None
+
+
+class HourData(NamedTuple):
+    """One Pacific day's hourly data, written in one transaction."""
+
+    site_url: str
+    search_type: str
+    date: str
+    totals: list[tuple[str, Totals]]  # (hour ISO with offset, totals)
+    rows: list[HourRow]
+    complete: bool  # every hour of the day is final
+    truncated: bool = False  # the API's row cap was reached
+
 
 # -- work -----------------------------------------------------------------------------------
 
@@ -90,6 +170,10 @@ class Job:
     site_url: str
     search_type: str
     candidates: Sequence[date]
+    reports: tuple[str, ...] = ()  # the report tables kept for this type
+    # what is stored final already, by day: (the detail, the reports); a day absent has
+    # neither (or the run refetches everything: backfill --force)
+    stored: Mapping[date, tuple[bool, frozenset[str]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, order=True)
@@ -100,6 +184,8 @@ class DayTask:
     search_type: str
     date: str
     fresh: bool = False
+    detail: bool = True  # False: the detail is stored final; only ``reports`` are wanted
+    reports: tuple[str, ...] = ()  # the report tables to fetch for the day
 
 
 @dataclass(frozen=True)
@@ -140,6 +226,11 @@ class DayData:
     truncated: bool = False  # the cap still bites (after splitting, when it was tried)
     split_requests: int = 0  # extra requests spent refetching a capped day as slices
     recovered: int = 0  # rows the slices gave beyond the capped answer
+    # False: only ``reports`` are new; the day's detail rows, appearance, totals and its
+    # sync_days row stay as they are
+    detail: bool = True
+    reports: dict[str, ReportDay] = field(default_factory=dict)  # REPORTS, APPEARANCE_DETAIL
+    page_totals: Totals | None = None  # the day's by-page totals, when known
 
     @property
     def status(self) -> DayStatus:
@@ -240,7 +331,13 @@ class RunRecord:
 
 @dataclass
 class Coverage:
-    """How complete one site × search type is."""
+    """How complete one site × search type is.
+
+    The shares compare like with like: the detail rows are aggregated by page, so on the
+    final days whose by-page totals are known (``daily_totals.page_clicks`` and
+    ``page_impressions``) they are set against those, on the others against the
+    by-property totals (which anonymized queries are part of and a query shown on several
+    pages counts in once): ``*_share_basis`` says which, ``mixed`` when both."""
 
     site_url: str
     search_type: str
@@ -256,26 +353,68 @@ class Coverage:
     empty_with_impressions: list[str]
     rows: int
     clicks_detail: int
-    clicks_total: int
+    clicks_total: int  # by property, over the final days with totals
     impressions_detail: int
-    impressions_total: int
+    impressions_total: int  # by property, over the final days with totals
     days_split: int = 0  # capped days refetched as slices (truncated: those still capped)
     rows_recovered: int = 0  # rows the slices gave beyond the capped answers
+    # what each share is computed against: per final day with totals, its by-page total
+    # when known, else its by-property total
+    clicks_share_total: int = 0
+    impressions_share_total: int = 0
+    days_with_totals: int = 0  # final days with a daily_totals row
+    clicks_share_days_by_page: int = 0  # of those, the days whose by-page clicks are known
+    impressions_share_days_by_page: int = 0  # ... whose by-page impressions are known
+    days_capped_before_split: int = 0  # final days that reached the row cap
+    days_capped_after_split: int = 0  # final days still capped after splitting
+    # final, uncapped by_query days with totals: their by-property clicks and the clicks
+    # of their by_query rows (the difference: clicks of anonymized queries)
+    anonymized_clicks_days: int = 0
+    anonymized_clicks_total: int = 0
+    anonymized_clicks_by_query: int = 0
+    # per report table (and "hourly"): the days final in report_days
+    report_days_final: dict[str, int] = field(default_factory=dict)
 
     @property
     def clicks_share(self) -> float | None:
-        """Share of total clicks the detail rows account for (anonymization, the cap)."""
-        return self.clicks_detail / self.clicks_total if self.clicks_total else None
+        """Share of the like-for-like clicks the detail rows account for (the cap)."""
+        return self.clicks_detail / self.clicks_share_total if self.clicks_share_total else None
 
     @property
     def impressions_share(self) -> float | None:
-        return self.impressions_detail / self.impressions_total if self.impressions_total else None
+        total = self.impressions_share_total
+        return self.impressions_detail / total if total else None
+
+    @property
+    def clicks_share_basis(self) -> Literal["by_page", "by_property", "mixed"] | None:
+        """``by_page``, ``by_property`` or ``mixed`` (None: no totals, no share)."""
+        return self._basis(self.clicks_share_days_by_page, self.days_with_totals)
+
+    @property
+    def impressions_share_basis(self) -> Literal["by_page", "by_property", "mixed"] | None:
+        return self._basis(self.impressions_share_days_by_page, self.days_with_totals)
+
+    @property
+    def anonymized_clicks_share(self) -> float | None:
+        """Share of the by-property clicks no by_query row accounts for (anonymized
+        queries), over the final uncapped by_query days; None without such a day."""
+        total = self.anonymized_clicks_total
+        return (total - self.anonymized_clicks_by_query) / total if total else None
 
     def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
         doc["clicks_share"] = self.clicks_share
         doc["impressions_share"] = self.impressions_share
+        doc["clicks_share_basis"] = self.clicks_share_basis
+        doc["impressions_share_basis"] = self.impressions_share_basis
+        doc["anonymized_clicks_share"] = self.anonymized_clicks_share
         return doc
+
+    @staticmethod
+    def _basis(days_by_page: int, days: int) -> Literal["by_page", "by_property", "mixed"] | None:
+        if not days:
+            return None
+        return "by_page" if days_by_page >= days else "mixed" if days_by_page else "by_property"
 
 
 @dataclass

@@ -28,6 +28,8 @@ ORDER = {  # every column, so the comparison is of whole rows in one order
     "runs": "id",
     "breaker": "id",
 }
+# the columns a table had before m003 where later migrations added some (m006: page totals)
+COLUMNS = {"daily_totals": "site_url, search_type, date, clicks, impressions, ctr, position"}
 SITES = ("sc-domain:a.com", "https://www.b.example/")
 DAYS = [f"2026-01-{d:02d}" for d in range(1, 21)]
 
@@ -90,7 +92,9 @@ def snapshot(path: Path) -> dict[str, list[tuple[Any, ...]]]:
     conn = sqlite3.connect(path)
     try:
         return {
-            table: conn.execute(f"SELECT * FROM {table} ORDER BY {order}").fetchall()
+            table: conn.execute(
+                f"SELECT {COLUMNS.get(table, '*')} FROM {table} ORDER BY {order}"
+            ).fetchall()
             for table, order in ORDER.items()
         }
     finally:

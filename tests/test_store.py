@@ -41,6 +41,8 @@ EXPECTED = {
         "impressions": int,
         "ctr": float,
         "position": float,
+        "page_clicks": int,  # m006: the day's by-page totals (NULL: not known)
+        "page_impressions": int,
     },
     "search_appearance": {
         "site_url": str,
@@ -92,6 +94,7 @@ MIGRATIONS = [
     "m003_compact_detail",
     "m004_split_counts",
     "m005_views",
+    "m006_reports",
 ]
 
 

@@ -19,7 +19,7 @@ from sqlite_utils.migrations import Migrations
 
 from gscsync.errors import ConfigError
 from gscsync.files import create_private
-from gscsync.store import detail
+from gscsync.store import detail, reports
 from gscsync.store.tables import DETAIL_COLUMNS, DETAIL_PK, LEDGER_TABLES, NOT_NULL_EXTRA
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -77,7 +77,6 @@ def m003_compact_detail(db: Database) -> None:
     detail.upgrade(db)
 
 
-# The names this gscsync knows: a database recording any other was written by a newer one.
 @migrations()
 def m004_split_counts(db: Database) -> None:
     """What refetching a capped day as slices cost and gave back, kept with its sums."""
@@ -110,9 +109,25 @@ def m005_views(db: Database) -> None:
         db.execute(f"CREATE VIEW {name} AS {sql}")
 
 
+@migrations()
+def m006_reports(db: Database) -> None:
+    """The report tables (by query, page, country and device, search appearance in detail,
+    hourly) and their ledger ``report_days``; by-page totals in ``daily_totals`` (see
+    :mod:`gscsync.store.reports`)."""
+    reports.upgrade(db)
+
+
+# The names this gscsync knows: a database recording any other was written by a newer one.
 KNOWN_MIGRATIONS = frozenset(
     f.__name__
-    for f in (m001_initial, m002_breaker, m003_compact_detail, m004_split_counts, m005_views)
+    for f in (
+        m001_initial,
+        m002_breaker,
+        m003_compact_detail,
+        m004_split_counts,
+        m005_views,
+        m006_reports,
+    )
 )
 
 

@@ -1,7 +1,8 @@
 """The SQLite store: one writer, atomic days, the ledger, runs and the breaker (the schema
 and which files are opened as the database are in :mod:`gscsync.store.schema`, the
 compact detail layout and the writer's dictionary ids in :mod:`gscsync.store.detail`,
-what ``status`` reads in :mod:`gscsync.store.coverage`).
+the report tables and their ledger in :mod:`gscsync.store.reports`, what ``status``
+reads in :mod:`gscsync.store.coverage`).
 
 The database runs in WAL mode so readers (sqlite3, Datasette, dashboards) can query
 while a sync writes; ``busy_timeout`` makes a writer wait for another writer instead of
@@ -34,12 +35,14 @@ from gscsync.models import (
     DayData,
     DayStatus,
     DayTask,
+    HourData,
     LedgerDay,
     RunCounts,
     RunRecord,
     RunStatus,
 )
 from gscsync.store import coverage as status_reads
+from gscsync.store import reports
 from gscsync.store.detail import DELETE_ROWS, INSERT_ROWS, UPSERT_SUMS, Ids, Statistics
 from gscsync.store.schema import (
     migrations,
@@ -149,14 +152,17 @@ class SqliteStore:
     @contextmanager
     def _transaction(self) -> Iterator[None]:
         """One write transaction; ``IMMEDIATE`` takes the write lock (waiting up to the busy
-        timeout) before anything is done, so a write never fails halfway for a lock."""
+        timeout) before anything is done, so a write never fails halfway for a lock. The
+        dictionary ids it creates are cached once it commits, forgotten if it does not."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield
             self.db.execute("COMMIT")
         except BaseException:
+            self._ids.rollback()
             self._rollback()
             raise
+        self._ids.commit()
 
     def _rollback(self) -> None:
         try:
@@ -179,51 +185,66 @@ class SqliteStore:
 
     @_guarded
     def write_day(self, data: DayData) -> None:
-        """Replace one day's rows, totals, appearances, sums and ledger row in one
-        transaction: one prepared statement per table, rows bound as plain tuples."""
+        """Replace one day's rows, totals, appearances, sums and ledger row, and each of
+        its reports' rows and ledger row, in one transaction: one prepared statement per
+        table, rows bound as plain tuples. ``data.detail`` False: only the reports (and the
+        by-page totals of a stored ``daily_totals`` row, when given)."""
+        t = data.task
+        key = (t.site_url, t.search_type, t.date)
+        conn, ids = self.db.conn, self._ids
+        rows = data.rows if data.detail else []
+        reports.check_reports(data.reports)
+        if self._statistics is None:
+            self._statistics = Statistics(conn)
+        with self._transaction():
+            if data.detail:
+                self._write_detail(data)
+            elif data.page_totals is not None:
+                reports.update_page_totals(conn, key, *data.page_totals[:2])
+            now = utcnow()
+            for name, report in data.reports.items():
+                reports.replace_rows(conn, ids, reports.LAYOUTS[name], key, report.rows)
+                done = (data.status, len(report.rows), report.truncated, None)
+                reports.upsert_ledger(conn, (*key[:2], name, key[2]), *done, now)
+        self._statistics.wrote(conn, len(rows))
+
+    def _write_detail(self, data: DayData) -> None:
+        """The detail part of :meth:`write_day`, inside its transaction."""
         t = data.task
         key = (t.site_url, t.search_type, t.date)
         conn, ids, rows = self.db.conn, self._ids, data.rows
-        if self._statistics is None:
-            self._statistics = Statistics(conn)
-        try:
-            with self._transaction():
-                site = ids.get(conn, "site_urls", key[:1])[t.site_url]
-                qid = ids.get(conn, "queries", set(map(itemgetter(0), rows))).__getitem__
-                pid = ids.get(conn, "pages", set(map(itemgetter(1), rows))).__getitem__
-                stype, day = t.search_type, t.date
-                conn.execute(DELETE_ROWS, (site, stype, day))
-                conn.executemany(
-                    INSERT_ROWS,
-                    (
-                        (site, stype, day, qid(q), pid(p), c, d, clicks, imp, ctr, pos)
-                        for q, p, c, d, clicks, imp, ctr, pos in rows
-                    ),
-                )
-                conn.execute(
-                    "DELETE FROM search_appearance WHERE site_url = ? AND search_type = ? "
-                    "AND date = ?",
-                    key,
-                )
-                conn.executemany(
-                    "INSERT INTO search_appearance (site_url, search_type, date, appearance, "
-                    "clicks, impressions, ctr, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [key + tuple(row) for row in data.appearance],
-                )
-                conn.execute(
-                    "INSERT OR REPLACE INTO daily_totals (site_url, search_type, date, clicks, "
-                    "impressions, ctr, position) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    key + tuple(data.totals),
-                )
-                sums = (sum(map(itemgetter(4), rows)), sum(map(itemgetter(5), rows)))
-                split = (data.split_requests, data.recovered)
-                conn.execute(UPSERT_SUMS, key + sums + split)
-                self._ledger_upsert(key, data.status, len(rows), int(data.truncated), None)
-        except BaseException:
-            ids.rollback()
-            raise
-        ids.commit()
-        self._statistics.wrote(conn, len(rows))
+        site = ids.get(conn, "site_urls", key[:1])[t.site_url]
+        qid = ids.get(conn, "queries", set(map(itemgetter(0), rows))).__getitem__
+        pid = ids.get(conn, "pages", set(map(itemgetter(1), rows))).__getitem__
+        stype, day = t.search_type, t.date
+        conn.execute(DELETE_ROWS, (site, stype, day))
+        conn.executemany(
+            INSERT_ROWS,
+            (
+                (site, stype, day, qid(q), pid(p), c, d, clicks, imp, ctr, pos)
+                for q, p, c, d, clicks, imp, ctr, pos in rows
+            ),
+        )
+        conn.execute(
+            "DELETE FROM search_appearance WHERE site_url = ? AND search_type = ? AND date = ?",
+            key,
+        )
+        conn.executemany(
+            "INSERT INTO search_appearance (site_url, search_type, date, appearance, "
+            "clicks, impressions, ctr, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [key + tuple(row) for row in data.appearance],
+        )
+        page = (None, None) if data.page_totals is None else data.page_totals[:2]
+        conn.execute(
+            "INSERT OR REPLACE INTO daily_totals (site_url, search_type, date, clicks, "
+            "impressions, ctr, position, page_clicks, page_impressions) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            key + tuple(data.totals) + tuple(page),
+        )
+        sums = (sum(map(itemgetter(4), rows)), sum(map(itemgetter(5), rows)))
+        split = (data.split_requests, data.recovered)
+        conn.execute(UPSERT_SUMS, key + sums + split)
+        self._ledger_upsert(key, data.status, len(rows), int(data.truncated), None)
 
     @_guarded
     def final_rows(self, task: DayTask) -> int:
@@ -241,6 +262,30 @@ class SqliteStore:
         key = (task.site_url, task.search_type, task.date)
         with self._transaction():
             self._ledger_upsert(key, "failed", None, None, error[:1000])
+
+    @_guarded
+    def report_ledger(self, site_url: str, search_type: str) -> dict[tuple[str, str], LedgerDay]:
+        """The report ledger of one site and search type, by (report, date); the hourly
+        tables are the report ``hourly``."""
+        return reports.report_ledger(self.db.conn, site_url, search_type)
+
+    @_guarded
+    def mark_report_failed(self, task: DayTask, report: str, error: str) -> None:
+        """Record a failed attempt at one report of a day, as :meth:`mark_failed` does:
+        the report's stored rows (if any) and its recorded row count stay as they were."""
+        key = (task.site_url, task.search_type, report, task.date)
+        with self._transaction():
+            reports.upsert_ledger(self.db.conn, key, "failed", None, None, error[:1000], utcnow())
+
+    @_guarded
+    def write_hours(self, data: HourData) -> None:
+        """Replace one Pacific day's ``hourly_totals`` and ``search_analytics_hourly`` rows
+        (the hours whose date part is ``data.date``) and record the report ``hourly`` of
+        the day, ``final`` when every hour is, in one transaction. Other days' hours stay:
+        nothing deletes the hours of days Google no longer serves."""
+        reports.check_hours(data)
+        with self._transaction():
+            reports.write_hours(self.db.conn, self._ids, data, utcnow())
 
     def _ledger_upsert(
         self,
