@@ -1,4 +1,5 @@
-"""The memory budget: which chunks may hold a capped day, and how many are in flight.
+"""What a run may spend: memory (which chunks may hold a capped day, and how many are in
+flight) and patience with the load quota (how long it cools off before it stops).
 
 A capped day is about 25 MB while its pages are parsed; a run holds at most
 ``BIG_INFLIGHT`` chunks that may hold one, on a thread of their own (the C allocator keeps
@@ -16,10 +17,12 @@ other days can reach the limit, with a margin; until then, every marked day may.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import logging
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from typing import Any
 
+from gscsync.errors import DailyLimitExceeded, QuotaExceeded
 from gscsync.models import Chunk, DayData, DayTask, Totals
 from gscsync.planner import ROW_LIMIT
 
@@ -68,3 +71,39 @@ class MemoryBudget:
 
     def in_flight(self, inflight: Iterable[Future[Any]]) -> int:
         return len(self._futures.intersection(inflight))
+
+
+log = logging.getLogger("gscsync")
+
+
+class Cooloff:
+    """After a quota answer no new request for ``cooloff`` seconds, doubled for each
+    further answer without a success between; past ``patience`` seconds in all (or on
+    the daily limit) the run stops."""
+
+    def __init__(self, cooloff: float, patience: float, clock: Callable[[], float]) -> None:
+        self.cooloff, self.patience, self.clock = cooloff, patience, clock
+        self.waited = 0.0
+        self._pauses = 0
+        self._resume_at: float | None = None
+
+    def cooling(self) -> bool:
+        return self._resume_at is not None and self.clock() < self._resume_at
+
+    def answered(self) -> None:
+        """A request succeeded: the next pause starts from ``cooloff`` again."""
+        self._pauses = 0
+
+    def on_quota(self, exc: QuotaExceeded) -> str:
+        """``"pause"``, ``"stop"``, or ``"ignored"`` (an answer to a request sent before
+        the pause began)."""
+        if self.cooling():
+            return "ignored"
+        wait_s = exc.retry_after or self.cooloff * 2**self._pauses
+        if isinstance(exc, DailyLimitExceeded) or self.waited + wait_s > self.patience:
+            return "stop"
+        self._pauses += 1
+        self.waited += wait_s
+        self._resume_at = self.clock() + wait_s
+        log.warning("quota exceeded (%s): no new request for %.0f s, then going on", exc, wait_s)
+        return "pause"

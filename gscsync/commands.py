@@ -10,8 +10,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 
 from gscsync.api import Breaker, GscClient, identity, load_credentials, open_client
@@ -27,6 +27,7 @@ from gscsync.errors import (
     StorageError,
 )
 from gscsync.fetch import resolve_sites
+from gscsync.hourly import sync_hourly
 from gscsync.lock import hold_lock
 from gscsync.logs import scrub
 from gscsync.models import (
@@ -49,11 +50,59 @@ log = logging.getLogger("gscsync")
 JobsFactory = Callable[[LedgerOf, list[str], date], list[Job]]
 
 
-def _ledger_of(store: Store) -> LedgerOf:
+def _ledger_of(store: Store, settings: Settings) -> LedgerOf:
+    """The ledger the planner sees: a day is final when its detail and every report table
+    kept for its type are stored final."""
+
     def ledger(site: str, search_type: str) -> dict[date, DayStatus]:
-        return {date.fromisoformat(d): e.status for d, e in store.ledger(site, search_type).items()}
+        days = {date.fromisoformat(d): e.status for d, e in store.ledger(site, search_type).items()}
+        reports = settings.reports_for(search_type)
+        if reports:
+            stored = _stored(store, site, search_type, reports)
+            for day, status in days.items():
+                if status == "final" and not stored[day][1].issuperset(reports):
+                    days[day] = "fresh"  # a report is missing: ask about the day again
+        return days
 
     return ledger
+
+
+def _stored(
+    store: Store, site: str, search_type: str, reports: Sequence[str]
+) -> dict[date, tuple[bool, frozenset[str]]]:
+    """By day: whether its detail is stored final, and which report tables are."""
+    final_reports: dict[date, set[str]] = {}
+    for (report, day), entry in store.report_ledger(site, search_type).items():
+        if entry.status == "final" and report in reports:
+            final_reports.setdefault(date.fromisoformat(day), set()).add(report)
+    detail = {
+        date.fromisoformat(d)
+        for d, e in store.ledger(site, search_type).items()
+        if e.status == "final"
+    }
+    return _Missing(
+        {
+            day: (day in detail, frozenset(final_reports.get(day, ())))
+            for day in detail | set(final_reports)
+        }
+    )
+
+
+class _Missing(dict[date, tuple[bool, frozenset[str]]]):
+    def __missing__(self, key: date) -> tuple[bool, frozenset[str]]:
+        return (False, frozenset())
+
+
+def _with_reports(
+    jobs: list[Job], store: Store, settings: Settings, *, force: bool = False
+) -> list[Job]:
+    """Each job with the report tables its type keeps and what of them is stored."""
+    out = []
+    for job in jobs:
+        reports = settings.reports_for(job.search_type)
+        stored = {} if force else _stored(store, job.site_url, job.search_type, reports)
+        out.append(replace(job, reports=reports, stored=stored))
+    return out
 
 
 # -- sync and backfill ----------------------------------------------------------------------
@@ -98,7 +147,7 @@ def run_backfill(
             sites, settings.search_types, ledger_of, first=first, last=last, force=force
         )
 
-    return _fetching_run("backfill", settings, jobs, today, on_progress, stop)
+    return _fetching_run("backfill", settings, jobs, today, on_progress, stop, force=force)
 
 
 def _fetching_run(
@@ -110,6 +159,7 @@ def _fetching_run(
     stop: threading.Event | None,
     *,
     reset_breaker: bool = False,
+    force: bool = False,
 ) -> Outcome:
     if not settings.enabled:
         log.info("GSCSYNC_ENABLED is off: %s is disabled, nothing was done", command)
@@ -161,7 +211,10 @@ def _fetching_run(
                         quota_patience=settings.quota_patience,
                         split_budget=settings.split_budget,
                     )
-                    engine.run(make_jobs(_ledger_of(store), sites, today))
+                    jobs = make_jobs(_ledger_of(store, settings), sites, today)
+                    engine.run(_with_reports(jobs, store, settings, force=force))
+                    if command == "sync" and settings.hourly and report.stopped is None:
+                        sync_hourly(store, client, sites, settings.search_types, today, report)
         except BreakerOpen as exc:
             run.close(report, "skipped", exc.exit_code, breaker, error=str(exc))
             raise
@@ -208,7 +261,11 @@ def plan_sync(settings: Settings, *, today: date | None = None) -> list[Job]:
             with open_client(settings, load_credentials(settings.credentials)) as client:
                 sites = resolve_sites(settings.sites, client)
         return sync_jobs(
-            sites, settings.search_types, _ledger_of(store), today=today, window=settings.sync_days
+            sites,
+            settings.search_types,
+            _ledger_of(store, settings),
+            today=today,
+            window=settings.sync_days,
         )
 
 

@@ -29,7 +29,7 @@ from gscsync.files import (
     same_file,
     sqlite_files,
 )
-from gscsync.models import SEARCH_TYPE_NAMES, DataState
+from gscsync.models import REPORTS, SEARCH_TYPE_NAMES, DataState
 
 DEFAULT_API_URL = "https://searchconsole.googleapis.com"
 T = TypeVar("T")
@@ -65,8 +65,14 @@ class Settings:
     quota_cooloff: float = 60.0
     quota_patience: float = 900.0
     split_budget: int = 40
+    tables: tuple[tuple[str, str], ...] = tuple(("web", t) for t in REPORTS)
+    hourly: bool = False
     # Where each value came from ("GSCSYNC_DB", "--db", "default"): for error messages.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def reports_for(self, search_type: str) -> tuple[str, ...]:
+        """The report tables to keep for ``search_type``."""
+        return tuple(table for stype, table in self.tables if stype == search_type)
 
     @property
     def lock_path(self) -> Path:
@@ -112,6 +118,8 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("retention_days", ("GSCSYNC_RETENTION_DAYS",), None, parse.whole(1, 36500)),
     _Spec("quota_cooloff", ("GSCSYNC_QUOTA_COOLOFF",), None, parse.seconds(parse.HOUR)),
     _Spec("split_budget", ("GSCSYNC_SPLIT_BUDGET",), None, parse.whole(0, 1000)),
+    _Spec("tables", ("GSCSYNC_TABLES",), None, parse.tables),
+    _Spec("hourly", ("GSCSYNC_HOURLY",), None, parse.boolean),
     _Spec("quota_patience", ("GSCSYNC_QUOTA_PATIENCE",), None, parse.seconds(parse.DAY, zero=True)),
 )
 

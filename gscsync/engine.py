@@ -17,18 +17,17 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
 from gscsync.api.breaker import Breaker
 from gscsync.api.client import ClientClosed, GscClient
-from gscsync.budget import BIG_INFLIGHT, MemoryBudget
+from gscsync.budget import BIG_INFLIGHT, Cooloff, MemoryBudget
 from gscsync.errors import (
     AccessRefused,
     ApiError,
     AuthError,
-    DailyLimitExceeded,
     PermissionDenied,
     QuotaExceeded,
     Tripped,
@@ -45,11 +44,14 @@ from gscsync.models import (
     Job,
     Packing,
     ProgressCallback,
+    ReportDay,
     RunReport,
+    Totals,
 )
 from gscsync.parse import scheme_hint
-from gscsync.planner import assumed_final, pack, plan_days
+from gscsync.planner import assumed_final, day_task, pack, plan_days
 from gscsync.pool import POLL, DaemonPool, result_of
+from gscsync.reports import page_sums
 from gscsync.store import Store
 
 log = logging.getLogger("gscsync")
@@ -81,10 +83,9 @@ class Engine:
     quota_patience: float = 900.0  # pauses in all before the run stops (Google: 15 min)
     big_inflight: int = field(default_factory=lambda: BIG_INFLIGHT)
     budget: MemoryBudget = field(init=False)
+    _page_totals: dict[tuple[str, str, str], Totals] = field(default_factory=dict, init=False)
     split_budget: int = 40  # extra requests per capped day to refetch it as slices
-    _resume_at: float | None = field(default=None, init=False)
-    _cooloffs: int = field(default=0, init=False)
-    _waited: float = field(default=0.0, init=False)
+    cooloff: Cooloff = field(init=False)
 
     def run(self, jobs: Iterable[Job]) -> RunReport:
         """Probe every job first, then size its days (one request per job), then fetch the
@@ -96,6 +97,7 @@ class Engine:
         self._seq = 0
         inflight: dict[Future[Any], Work] = {}
         self.budget = MemoryBudget()
+        self.cooloff = Cooloff(self.quota_cooloff, self.quota_patience, self.clock)
         big = min(self.big_inflight, self.concurrency)
         with DaemonPool(self.concurrency) as pool, DaemonPool(big, "gscsync-big") as big_pool:
             self._big_pool = big_pool
@@ -117,7 +119,8 @@ class Engine:
                     self.budget.done(fut)
                     self._after(inflight.pop(fut), fut)
                     report.requests = self.client.requests
-                    self._progress()
+                    if self.on_progress is not None:
+                        self.on_progress(report)
         report.requests = self.client.requests
         return report
 
@@ -182,31 +185,20 @@ class Engine:
         queued = self._probes or self._packings or self._chunks
         return bool(queued) and not self._cooling() and not self._should_stop()
 
-    # -- quota: cool off, then go on, within a bound ---------------------------------------
-
     def _cooling(self) -> bool:
-        return self._resume_at is not None and self.clock() < self._resume_at
+        return self.cooloff.cooling()
 
     def _quota(self, exc: QuotaExceeded, work: Work) -> None:
         """A quota answer: put the work back, pause new requests, and stop past the bound."""
         self._requeue(work)
-        if self._cooling():
-            return  # answers to requests sent before the pause began
-        wait_s = exc.retry_after or self.quota_cooloff * 2**self._cooloffs
-        if isinstance(exc, DailyLimitExceeded) or self._waited + wait_s > self.quota_patience:
-            if self.report.stopped is None:
-                self.report.stopped = "quota"
-                log.error(
-                    "quota exceeded (%s) after %.0f s of cool-off: no more requests this run; "
-                    "finished days are kept and the rest is fetched by the next run",
-                    exc,
-                    self._waited,
-                )
-            return
-        self._cooloffs += 1
-        self._waited += wait_s
-        self._resume_at = self.clock() + wait_s
-        log.warning("quota exceeded (%s): no new request for %.0f s, then going on", exc, wait_s)
+        if self.cooloff.on_quota(exc) == "stop" and self.report.stopped is None:
+            self.report.stopped = "quota"
+            log.error(
+                "quota exceeded (%s) after %.0f s of cool-off: no more requests this run; "
+                "finished days are kept and the rest is fetched by the next run",
+                exc,
+                self.cooloff.waited,
+            )
 
     def _probe(self, job: Job) -> Probe:
         return probe(self.client, job.site_url, job.search_type, min(job.candidates), self.today)
@@ -248,13 +240,10 @@ class Engine:
         except ApiError as exc:
             self._job_failed(job, exc)
             return
-        self._cooloffs = 0
+        self.cooloff.answered()
         planned = plan_days(job.candidates, result.finality, data_state=self.data_state)
         days = [
-            (
-                DayTask(job.site_url, job.search_type, d.isoformat(), fresh),
-                result.totals.get(d.isoformat(), ZERO_TOTALS),
-            )
+            (day_task(job, d, fresh), result.totals.get(d.isoformat(), ZERO_TOTALS))
             for d, fresh in sorted(planned)
         ]
         self.report.days_planned += len(days)
@@ -268,7 +257,8 @@ class Engine:
         # A day without impressions has no row to ask for: final and empty, no request.
         for task, totals in days:
             if not totals.impressions:
-                self._write(DayData(task=task, totals=totals))
+                empty = {r: ReportDay([]) for r in task.reports}
+                self._write(DayData(task=task, totals=totals, detail=task.detail, reports=empty))
         wanted = tuple(d for d in days if d[1].impressions)
         if len(wanted) > 1:  # size them (one request) to pack the small ones together
             self._packings.append(Packing(job.site_url, job.search_type, wanted))
@@ -277,7 +267,7 @@ class Engine:
 
     def _after_packing(self, packing: Packing, fut: Future[Any]) -> None:
         try:
-            bounds, appearance = result_of(fut)
+            page_totals, appearance = result_of(fut)
         except QuotaExceeded as exc:
             self._quota(exc, packing)
             return
@@ -285,7 +275,10 @@ class Engine:
             if self._record_error(packing.site_url, exc, f"{packing.site_url} sizing"):
                 self._push(pack(packing.days, None))  # fetch day by day instead
             return
-        self._cooloffs = 0
+        self.cooloff.answered()
+        bounds = {day: totals.impressions for day, totals in page_totals.items()}
+        for task, _ in packing.days:
+            self._page_totals[task_key(task)] = page_totals.get(task.date, ZERO_TOTALS)
         self.budget.note_bounds(packing.days, bounds)
         self._push(pack(packing.days, bounds, appearance))
 
@@ -307,14 +300,22 @@ class Engine:
             for task, _ in chunk.days:
                 self._day_failed(task, exc)
             return
-        self._cooloffs = 0
+        self.cooloff.answered()
         for data in days:
             self.budget.learn(data)
             self._write(data)
 
     def _write(self, data: DayData) -> None:
         task = data.task
-        if not data.rows and not task.fresh and (kept := self.store.final_rows(task)):
+        data.page_totals = (
+            data.page_totals or self._page_totals.get(task_key(task)) or page_sums(data)
+        )
+        if (
+            data.detail
+            and not data.rows
+            and not task.fresh
+            and (kept := self.store.final_rows(task))
+        ):
             log.warning(
                 "%s %s %s: the API now answers no rows for this final day; keeping the %d "
                 "stored rows (past the API's 16-month edge, or an answer that lost its data)",
@@ -323,6 +324,8 @@ class Engine:
                 task.date,
                 kept,
             )
+            if data.reports:  # as answered: recorded, so they are not asked again
+                self.store.write_day(replace(data, detail=False, page_totals=None))
             self.report.days_ok += 1
             return
         self.store.write_day(data)
@@ -343,7 +346,7 @@ class Engine:
             job.site_url, exc, f"{job.site_url} {job.search_type}: freshness check failed"
         ):
             for day in assumed_final(job.candidates, self.today):
-                self._fail(DayTask(job.site_url, job.search_type, day.isoformat()), str(exc))
+                self._fail(day_task(job, day, False), str(exc))
 
     def _day_failed(self, task: DayTask, exc: ApiError) -> None:
         if self._record_error(
@@ -387,10 +390,9 @@ class Engine:
 
     def _fail(self, task: DayTask, message: str) -> None:
         message = scrub(message)
-        self.store.mark_failed(task, message)
+        if task.detail:
+            self.store.mark_failed(task, message)
+        for report in task.reports:
+            self.store.mark_report_failed(task, report, message)
         self.report.days_failed += 1
         self.report.failures.append((task, message))
-
-    def _progress(self) -> None:
-        if self.on_progress is not None:
-            self.on_progress(self.report)

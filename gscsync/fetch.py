@@ -31,6 +31,7 @@ from gscsync.models import (
     Totals,
 )
 from gscsync.planner import Finality, finality
+from gscsync.reports import fetch_reports
 from gscsync.split import Rows, Split, split_capped
 
 DAILY_ROW_CAP = 50_000
@@ -149,10 +150,11 @@ def probe(client: GscClient, site_url: str, search_type: str, start: date, end: 
 
 def size_job(
     client: GscClient, packing: Packing
-) -> tuple[dict[str, int], dict[str, list[AppearanceRow]]]:
-    """For the days of one job: page-aggregated impressions per day (an upper bound on each
-    day's detail rows, since a detail row has at least one impression: one request), and
-    the search appearance of the whole range the two-step way."""
+) -> tuple[dict[str, Totals], dict[str, list[AppearanceRow]]]:
+    """For the days of one job: the by-page totals of each day (one request; their
+    impressions bound the day's detail rows, since a detail row has at least one
+    impression), and the search appearance of the days that want their detail, for the
+    whole range the two-step way."""
     first, last = packing.days[0][0], packing.days[-1][0]
     body = {
         "startDate": first.date,
@@ -165,10 +167,13 @@ def size_job(
     start, end = date.fromisoformat(first.date), date.fromisoformat(last.date)
     span = (end - start).days + 1
     result = client.query(first.site_url, body, complete=lambda n: n >= span)
-    bounds = {row.keys[0]: row.impressions for row in result.rows}
+    totals = {row.keys[0]: _metrics(row) for row in result.rows}
     base = {k: v for k, v in body.items() if k not in ("dimensions", "aggregationType")}
-    days = [t.date for t, _ in packing.days]
-    return bounds, appearances(client, first.site_url, days, base)
+    days = [t.date for t, _ in packing.days if t.detail]
+    if not days:  # report tables alone: no appearance wanted
+        return totals, {}
+    base.update(startDate=days[0], endDate=days[-1])
+    return totals, appearances(client, first.site_url, days, base)
 
 
 def _detail(
@@ -194,8 +199,10 @@ def _detail(
 
 def fetch_chunk(client: GscClient, chunk: Chunk, split_budget: int = 0) -> list[DayData]:
     """Every detail and appearance row of the chunk's days: one detail query over its range
-    (paged to the end), the appearances the cheapest way; one DayData per day. A lone day
-    at the row cap is refetched as disjoint slices within ``split_budget`` requests."""
+    (paged to the end), the appearances the cheapest way, and the report tables the days
+    want; one DayData per day. A lone day at the row cap is refetched as disjoint slices
+    within ``split_budget`` requests. A chunk whose detail is stored final already (its
+    days want only report tables) asks for those alone."""
     first, last = chunk.days[0][0], chunk.days[-1][0]
     base = {
         "startDate": first.date,
@@ -203,8 +210,26 @@ def fetch_chunk(client: GscClient, chunk: Chunk, split_budget: int = 0) -> list[
         "type": chunk.search_type,
         "dataState": "all" if first.fresh else "final",
     }
-    dims = list(SEARCH_TYPES[chunk.search_type].dimensions)  # "date" first
     days = [t.date for t, _ in chunk.days]
+    if first.detail:
+        data = _detail_days(client, chunk, base, days, split_budget)
+    else:
+        data = [DayData(task=t, totals=totals, detail=False) for t, totals in chunk.days]
+    if first.reports:
+        seen = None
+        if first.detail:
+            seen = {a.appearance for d in data for a in d.appearance}
+        totals = {t.date: day_totals for t, day_totals in chunk.days}
+        fetched = fetch_reports(client, chunk.site_url, base, days, first.reports, seen, totals)
+        for day in data:
+            day.reports = {r: by_day[day.task.date] for r, by_day in fetched.items()}
+    return data
+
+
+def _detail_days(
+    client: GscClient, chunk: Chunk, base: dict[str, Any], days: list[str], split_budget: int
+) -> list[DayData]:
+    dims = list(SEARCH_TYPES[chunk.search_type].dimensions)  # "date" first
     lone = len(days) == 1
     body = {**base, "dimensions": dims}
     rows, served, _ = _detail(client, chunk.site_url, body, days, DAILY_ROW_CAP if lone else None)

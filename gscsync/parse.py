@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from gscsync.errors import ConfigError
-from gscsync.models import SEARCH_TYPE_NAMES
+from gscsync.models import SEARCH_TYPE_NAMES, TABLES, report_allowed
 
 T = TypeVar("T")
 TRUE_WORDS = {"1", "true", "yes", "on"}
@@ -136,6 +136,43 @@ def search_types(raw: Any, name: str) -> tuple[str, ...]:
     if not out:
         raise ConfigError(f"{name} is empty; use any of {', '.join(SEARCH_TYPE_NAMES)}")
     return tuple(out)
+
+
+def tables(raw: Any, name: str) -> tuple[tuple[str, str], ...]:
+    """``GSCSYNC_TABLES``: report tables as ``TABLE`` (every search type the API answers it
+    for) or ``TYPE:TABLE``; ``none`` for none. (type, table) pairs, in a stable order."""
+    known_types = {t.lower(): t for t in SEARCH_TYPE_NAMES}
+    items = split(raw)
+    if [i.lower() for i in items] == ["none"]:
+        return ()
+    out: set[tuple[str, str]] = set()
+    for item in items:
+        stype, _, table = item.rpartition(":")
+        table = table.strip().lower()
+        if table not in TABLES:
+            raise ConfigError(
+                f"{name}: unknown table {table!r}; use any of {', '.join(TABLES)} (optionally "
+                "as TYPE:TABLE, e.g. image:by_query), or none"
+            )
+        if stype:
+            canonical = known_types.get(stype.strip().lower().replace("_", ""))
+            if canonical is None:
+                raise ConfigError(
+                    f"{name}: unknown search type {stype!r} in {item!r}; use any of "
+                    f"{', '.join(SEARCH_TYPE_NAMES)}"
+                )
+            if not report_allowed(canonical, table):
+                raise ConfigError(
+                    f"{name}: the API cannot answer {table} for {canonical} (it has no "
+                    f"{table.removeprefix('by_')} dimension); remove {item!r}"
+                )
+            out.add((canonical, table))
+        else:
+            out.update((t, table) for t in SEARCH_TYPE_NAMES if report_allowed(t, table))
+    if not out:
+        raise ConfigError(f"{name} is empty; name tables ({', '.join(TABLES)}) or none")
+    order = {t: n for n, t in enumerate((*SEARCH_TYPE_NAMES, *TABLES))}
+    return tuple(sorted(out, key=lambda p: (order[p[0]], order[p[1]])))
 
 
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]*$", re.I)

@@ -92,6 +92,16 @@ def plan_days(
     return out
 
 
+def day_task(job: Job, day: date, fresh: bool) -> DayTask:
+    """A day to fetch: its detail unless stored final (a fresh day never is), and the
+    report tables not stored final."""
+    detail_final, reports_final = job.stored.get(day, (False, frozenset()))
+    if fresh or not detail_final:
+        return DayTask(job.site_url, job.search_type, day.isoformat(), fresh, True, job.reports)
+    wanted = tuple(r for r in job.reports if r not in reports_final)
+    return DayTask(job.site_url, job.search_type, day.isoformat(), fresh, False, wanted)
+
+
 def assumed_final(candidates: Sequence[date], today: date) -> list[date]:
     """Days to record as failed when the finality probe itself fails: those old enough."""
     cutoff = today - timedelta(days=ASSUMED_FINAL_LAG)
@@ -202,6 +212,7 @@ def pack(
         if run and (
             date.fromisoformat(task.date) - date.fromisoformat(run[-1][0].date) != timedelta(1)
             or task.fresh != run[-1][0].fresh
+            or (task.detail, task.reports) != (run[-1][0].detail, run[-1][0].reports)
             or total + bound > limit
         ):
             flush()

@@ -23,8 +23,12 @@ from rich.table import Table
 from gscsync.commands import BackfillPlan
 from gscsync.dates import iso_utc
 from gscsync.models import (
+    APPEARANCE_DETAIL,
+    HOURLY,
+    REPORTS,
     BreakerState,
     Check,
+    Coverage,
     Job,
     ProgressCallback,
     RunReport,
@@ -85,9 +89,10 @@ def status_json(report: StatusReport, *, database: Path, max_age: float) -> str:
 
 
 def status_table(report: StatusReport, out: Console) -> None:
-    """Coverage per site × search type, the breaker, the last runs, then the verdict."""
+    """Coverage per site × search type (the days; the detail rows against the totals; the
+    report tables), the breaker, the last runs, then the verdict."""
     columns = ("site", "type", "first final", "newest final")
-    numbers = ("days", "gaps", "fresh", "failed", "capped", "rows", "clicks seen", "impr. seen")
+    numbers = ("days", "gaps", "fresh", "failed", "rows")
     table = _table("gscsync status", *columns, *numbers, right=numbers)
     for c in report.coverage:
         table.add_row(
@@ -99,12 +104,11 @@ def status_table(report: StatusReport, out: Console) -> None:
             str(len(c.gaps)),
             str(c.days_fresh),
             f"[red]{len(c.failed)}[/red]" if c.failed else "0",
-            str(len(c.truncated)),
             f"{c.rows:,}",
-            _pct(c.clicks_share),
-            _pct(c.impressions_share),
         )
     out.print(table)
+    _shares_table(report.coverage, out)
+    _reports_table(report.coverage, out)
     b = breaker_json(report.breaker)
     line = f"circuit breaker: {b['state']}"
     if b["state"] == "open":
@@ -130,6 +134,74 @@ def status_table(report: StatusReport, out: Console) -> None:
                 (r.error or "")[:60],
             )
         out.print(runs)
+
+
+BASIS = {"by_page": "by-page", "by_property": "by-property", "mixed": "by-page"}
+
+
+def share_with_basis(share: float | None, basis: str | None, days_by_page: int, days: int) -> str:
+    """``98.1% of by-page``, ``98.1% of by-property``, or ``98.1% of by-page 4/7`` when
+    4 of the 7 days with totals have by-page totals (the others: by-property)."""
+    if share is None or basis is None:
+        return "—"
+    mixed = f" {days_by_page}/{days}" if basis == "mixed" else ""
+    return f"{_pct(share)} of {BASIS[basis]}{mixed}"
+
+
+def _shares_table(coverage: Sequence[Coverage], out: Console) -> None:
+    """What the final days' detail rows hold against the like-for-like totals, the row cap,
+    and the clicks of anonymized queries."""
+    numbers = ("clicks seen", "impr. seen", "capped", "after split", "recovered", "anon. clicks")
+    title = "final days: detail rows against the totals"
+    table = _table(title, "site", "type", *numbers, right=numbers)
+    mixed = False
+    for c in coverage:
+        mixed |= "mixed" in (c.clicks_share_basis, c.impressions_share_basis)
+        table.add_row(
+            c.site_url,
+            c.search_type,
+            share_with_basis(
+                c.clicks_share,
+                c.clicks_share_basis,
+                c.clicks_share_days_by_page,
+                c.days_with_totals,
+            ),
+            share_with_basis(
+                c.impressions_share,
+                c.impressions_share_basis,
+                c.impressions_share_days_by_page,
+                c.days_with_totals,
+            ),
+            str(c.days_capped_before_split),
+            f"[red]{c.days_capped_after_split}[/red]" if c.days_capped_after_split else "0",
+            f"{c.rows_recovered:,}",
+            _pct(c.anonymized_clicks_share),
+        )
+    out.print(table)
+    notes = [
+        "seen: detail rows (by page) over by-page totals, by-property ones where unknown",
+        "capped: days that reached the row cap; after split: days still capped",
+        "anon. clicks: clicks no by_query row shows, on its final uncapped days",
+    ]
+    if mixed:
+        notes.insert(1, "by-page 4/7: by-page totals on 4 of 7 days, by-property on the rest")
+    for note in notes:
+        out.print(f"[dim]{note}[/dim]", highlight=False)
+
+
+REPORT_COLUMNS = {**{name: name for name in REPORTS}, APPEARANCE_DETAIL: "appearance"}
+
+
+def _reports_table(coverage: Sequence[Coverage], out: Console) -> None:
+    """Days final per report table (the hourly tables under ``hourly``); shown once any is."""
+    if not any(any(c.report_days_final.values()) for c in coverage):
+        return
+    names = (*REPORT_COLUMNS.values(), HOURLY)
+    table = _table("report tables: days final", "site", "type", *names, right=names)
+    for c in coverage:
+        days = [c.report_days_final.get(name, 0) for name in (*REPORT_COLUMNS, HOURLY)]
+        table.add_row(c.site_url, c.search_type, *map(str, days))
+    out.print(table)
 
 
 def verdict(report: StatusReport) -> str:

@@ -235,6 +235,20 @@ def test_status_json_reports_gaps_failures_and_coverage(
         "rows_recovered",
         "clicks_share",
         "impressions_share",
+        "clicks_share_total",
+        "impressions_share_total",
+        "days_with_totals",
+        "clicks_share_days_by_page",
+        "impressions_share_days_by_page",
+        "clicks_share_basis",
+        "impressions_share_basis",
+        "days_capped_before_split",
+        "days_capped_after_split",
+        "anonymized_clicks_days",
+        "anonymized_clicks_total",
+        "anonymized_clicks_by_query",
+        "anonymized_clicks_share",
+        "report_days_final",
     }
     assert set(doc["runs"][0]) == {
         "id",
@@ -261,6 +275,9 @@ def test_status_json_reports_gaps_failures_and_coverage(
     assert (cov["clicks_detail"], cov["clicks_total"]) == (5 + 10 + 15 + 20, 100)
     assert cov["clicks_share"] == pytest.approx(0.5)
     assert cov["impressions_share"] == pytest.approx(0.5)
+    assert (cov["clicks_share_basis"], cov["impressions_share_basis"]) == ("by_property",) * 2
+    assert (cov["days_capped_before_split"], cov["days_capped_after_split"]) == (1, 1)
+    assert cov["anonymized_clicks_share"] is None and cov["anonymized_clicks_days"] == 0
     assert doc["healthy"] is False and doc["problems"] == [
         "1 day(s) failed and wait for the next sync"
     ]

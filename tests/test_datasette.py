@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from gscsync.datasette import QUERIES, TABLES
-from gscsync.models import AppearanceRow, DayData, DayTask, DetailRow, Totals
+from gscsync.models import (
+    AppearanceRow,
+    DayData,
+    DayTask,
+    DetailRow,
+    ReportDay,
+    ReportRow,
+    Totals,
+)
 from gscsync.store import open_store
 from tests.conftest import run_cli
 
@@ -28,6 +36,7 @@ def db(tmp_path: Path) -> Path:
                     rows=[DetailRow("shoes", "https://e.x/a", "usa", "MOBILE", 3, 9, 0.33, 2.0)],
                     appearance=[AppearanceRow("VIDEO", 1, 2, 0.5, 3.0)],
                     totals=Totals(5, 12, 0.41, 2.5),
+                    reports={"by_query": ReportDay([ReportRow("shoes", 4, 10, 0.4, 2.0)])},
                 )
             )
     return path

@@ -43,6 +43,7 @@ def settings(server: EmulatorServer, tmp_path: Path, **kw: Any) -> Settings:
         api_url=server.url,
         qpm=100_000,
         search_types=SEARCH_TYPE_NAMES,
+        tables=(),  # the detail's economy; the report tables' own is in test_reports
     )
     return dataclasses.replace(base, **kw)
 
