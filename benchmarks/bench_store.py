@@ -39,7 +39,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from gscsync.emulator.data import COUNTRIES, DEVICES, N_PAGES, N_QUERIES, WORDS
-from gscsync.models import DayData, DayTask, DetailRow, Totals
+from gscsync.models import AppearanceRow, DayData, DayTask, DetailRow, Totals
 from gscsync.store import open_store, open_store_readonly
 from gscsync.store.detail import INSERT_ROWS, ROWS, write_statistics
 from gscsync.store.schema import migrations
@@ -105,7 +105,10 @@ def days_of(sites: int, days: int, per_day: int, seed: int = 1) -> Iterator[DayD
             yield DayData(
                 DayTask(site(s), "web", day),
                 rows,
-                appearance=[("VIDEO", 3, 30, 0.1, 4.0), ("AMP_BLUE_LINK", 1, 9, 0.11, 7.5)],
+                appearance=[
+                    AppearanceRow("VIDEO", 3, 30, 0.1, 4.0),
+                    AppearanceRow("AMP_BLUE_LINK", 1, 9, 0.11, 7.5),
+                ],
                 totals=Totals(clicks + 7, impressions + 70, 0.05, 9.5),
             )
 
@@ -397,7 +400,7 @@ def bulk_build(path: Path, n_days: int, first_day: int = 0) -> None:
 
 def main_step(conn: sqlite3.Connection, sql: str, args: list[Any]) -> str:
     """The plan's step over the detail rows (or the only step)."""
-    steps = [r[3] for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}", args)]
+    steps = [str(r[3]) for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}", args)]
     rows = [s for s in steps if s.startswith(("SEARCH r ", "SCAN r"))]
     return (rows or steps)[0]
 

@@ -67,6 +67,12 @@ class CountingEmulator(Emulator):
     def __init__(self, config: EmulatorConfig) -> None:
         super().__init__(config)
         self.api_calls = 0
+        self.arrivals: list[float] = []  # perf_counter of each Search Analytics query
+
+    def query(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            self.arrivals.append(time.perf_counter())
+        return super().query(url, body)
 
     def authorize(self, header: str | None) -> None:
         with self.lock:
@@ -125,6 +131,8 @@ class Run:
     rows: int  # detail rows stored
     truncated: int  # days flagged truncated (at the 50,000-row cap)
     check: Check | None
+    started: float = 0.0  # seconds from the process start to its first Search Analytics query
+    span: float = 0.0  # seconds from its first Search Analytics query to its last one's arrival
 
 
 def _row(
@@ -225,6 +233,7 @@ class Fixture:
             }
             hwm, err = Path(tmp) / "hwm", Path(tmp) / "stderr"
             token0, api0, sa0 = self.emulator.counters()
+            seen = len(self.emulator.arrivals)
             with err.open("wb") as stderr:
                 started = time.perf_counter()
                 code = subprocess.call(
@@ -236,6 +245,7 @@ class Fixture:
                     stderr=stderr,
                 )
                 seconds = time.perf_counter() - started
+            arrivals = self.emulator.arrivals[seen:]
             token1, api1, sa1 = self.emulator.counters()
             if code != 0:
                 tail = err.read_text(errors="replace").strip().splitlines()[-5:]
@@ -258,6 +268,8 @@ class Fixture:
                 rows=rows,
                 truncated=truncated,
                 check=verify(db) if verify is not None else None,
+                started=arrivals[0] - started if arrivals else 0.0,
+                span=arrivals[-1] - arrivals[0] if arrivals else 0.0,
             )
 
     # -- exactness ----------------------------------------------------------------------

@@ -99,6 +99,7 @@ class Engine:
         self.budget = MemoryBudget()
         self.cooloff = Cooloff(self.quota_cooloff, self.quota_patience, self.clock)
         big = min(self.big_inflight, self.concurrency)
+        self.client.slots = threading.Semaphore(self.concurrency)  # work may fan out
         with DaemonPool(self.concurrency) as pool, DaemonPool(big, "gscsync-big") as big_pool:
             self._big_pool = big_pool
             while self._probes or self._packings or self._chunks or inflight:

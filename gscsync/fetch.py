@@ -9,8 +9,9 @@ BadResponse, never a stored row), and turns them into the plain data of
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache
@@ -31,6 +32,7 @@ from gscsync.models import (
     Totals,
 )
 from gscsync.planner import Finality, finality
+from gscsync.pool import fan_out
 from gscsync.reports import fetch_reports
 from gscsync.split import Rows, Split, split_capped
 
@@ -166,14 +168,19 @@ def size_job(
     }
     start, end = date.fromisoformat(first.date), date.fromisoformat(last.date)
     span = (end - start).days + 1
-    result = client.query(first.site_url, body, complete=lambda n: n >= span)
-    totals = {row.keys[0]: _metrics(row) for row in result.rows}
-    base = {k: v for k, v in body.items() if k not in ("dimensions", "aggregationType")}
     days = [t.date for t, _ in packing.days if t.detail]
-    if not days:  # report tables alone: no appearance wanted
-        return totals, {}
-    base.update(startDate=days[0], endDate=days[-1])
-    return totals, appearances(client, first.site_url, days, base)
+    base = {k: v for k, v in body.items() if k not in ("dimensions", "aggregationType")}
+    if days:  # the appearance of the days that want their detail, beside the sizing
+        base.update(startDate=days[0], endDate=days[-1])
+    results: list[Any] = fan_out(
+        [
+            lambda: client.query(first.site_url, body, complete=lambda n: n >= span).rows,
+            lambda: appearances(client, first.site_url, days, base) if days else {},
+        ]
+    )
+    sized: list[ApiRow] = results[0]
+    appearance: dict[str, list[AppearanceRow]] = results[1]
+    return {row.keys[0]: _metrics(row) for row in sized}, appearance
 
 
 def _detail(
@@ -280,6 +287,7 @@ def appearances(
         for r in listing:
             out[days[0]][r.keys[0]] = AppearanceRow(r.keys[0], *r[1:])
     elif len({r.keys[0] for r in listing}) <= len(days):  # ~1 each vs 2 a day (empty page)
+        calls: list[tuple[str, Callable[[], list[ApiRow]]]] = []
         for name, whole in {r.keys[0]: r for r in listing}.items():
             body = {
                 **base,
@@ -296,7 +304,9 @@ def appearances(
                     }
                 ],
             }
-            for r in _until_sums(client, site, body, whole, span):
+            calls.append((name, functools.partial(_until_sums, client, site, body, whole, span)))
+        for (name, _), rows in zip(calls, fan_out([call for _, call in calls]), strict=True):
+            for r in rows:
                 if r.keys[0] in out:
                     out[r.keys[0]][name] = AppearanceRow(name, *r[1:])
     else:

@@ -11,8 +11,8 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Future
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, wait
 from typing import Any, TypeVar
 
 from gscsync.api.client import ClientClosed
@@ -35,8 +35,8 @@ def call_abandonable(
         return None
     with DaemonPool(1) as pool:
         fut = pool.submit(fn)
-        while not fut.done():
-            if stop.wait(POLL):
+        while not wait([fut], timeout=POLL).done:  # at once when it is done
+            if stop.is_set():
                 report.stopped = "signal"
             elif deadline is not None and time.monotonic() >= deadline:
                 report.stopped = "deadline"
@@ -97,3 +97,14 @@ def result_of(fut: Future[Any]) -> Any:
     except Exception as exc:
         log.debug("worker failed", exc_info=exc)
         raise WorkerError(f"internal error: {type(exc).__name__}: {exc}") from exc
+
+
+def fan_out(calls: Sequence[Callable[[], T]]) -> list[T]:
+    """``calls`` side by side on daemon threads (the client's slots bound the requests in
+    flight), their results in order; the first failure is raised once all have ended."""
+    if len(calls) <= 1:
+        return [call() for call in calls]
+    with DaemonPool(len(calls), "gscsync-fan") as pool:
+        futures = [pool.submit(call) for call in calls]
+        wait(futures)
+    return [fut.result() for fut in futures]

@@ -185,6 +185,9 @@ class GscClient:
         self.max_body = max_body
         self._count_lock = threading.Lock()
         self.requests = 0
+        # requests in flight at once, when set (the run's concurrency): work that fans out
+        # into parallel requests stays within it
+        self.slots: threading.Semaphore | None = None
         self.closed = False  # set when the run is over: abandoned workers end quietly
 
     def close(self) -> None:
@@ -307,6 +310,23 @@ class GscClient:
                 self.limiter.acquire(sleep=lambda delay: self._wait(delay, limiter_sleep))
         with self._count_lock:
             self.requests += 1
+        slots = self.slots
+        if slots is not None:
+            while not slots.acquire(timeout=0.2):
+                self._check_live()
+        try:
+            return self._exchange(method, url, object_hook, **kwargs)
+        finally:
+            if slots is not None:
+                slots.release()
+
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        object_hook: Callable[[dict[str, Any]], Any] | None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
         budget, by_run = self.timeout, False
         if self.deadline is not None and self.deadline - time.monotonic() < budget:
             budget, by_run = max(0.001, self.deadline - time.monotonic()), True

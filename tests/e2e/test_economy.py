@@ -8,6 +8,7 @@ import dataclasses
 import functools
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -234,3 +235,28 @@ def test_lone_days_shown_small_by_their_job_leave_the_big_day_thread(
     assert len(threads) == 6  # one chunk a day: none could be packed
     assert threads[0] == "gscsync-big-0"  # the first, before anything is known
     assert sum(name.startswith("gscsync-fetch") for name in threads) >= 4
+
+
+def test_requests_fanned_out_stay_within_the_concurrency(
+    server: EmulatorServer, tmp_path: Path
+) -> None:
+    # a job's sizing, appearance listing and per-appearance requests go side by side, but
+    # never more requests in flight than GSCSYNC_CONCURRENCY
+    emu = server.emulator
+    real, lock, now, peak = emu.query, threading.Lock(), [0], [0]
+
+    def query(url: str, body: dict[str, Any]) -> dict[str, Any]:
+        with lock:
+            now[0] += 1
+            peak[0] = max(peak[0], now[0])
+        try:
+            time.sleep(0.01)
+            return real(url, body)
+        finally:
+            with lock:
+                now[0] -= 1
+
+    emu.query = query  # type: ignore[method-assign]
+    outcome = run_sync(settings(server, tmp_path, concurrency=2, sync_days=12))
+    assert outcome.exit_code == 0 and outcome.report.days_failed == 0
+    assert peak[0] == 2
