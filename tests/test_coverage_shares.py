@@ -278,3 +278,15 @@ def test_status_table_shows_each_share_with_its_basis(store: SqliteStore) -> Non
     assert "25.0% of by-property" in next(r for r in text.splitlines() if "c.com" in r and "%" in r)
     assert "by-page 1/2" in text and "by-page totals on" in text  # the legend, when mixed
     assert "report tables: days final" in text
+
+
+def test_a_failed_report_day_is_listed_and_makes_status_unhealthy(
+    store: SqliteStore, path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store.write_day(day("2026-03-01", (5, 50), (5, 50), by_query=[5]))
+    store.mark_report_failed(DayTask(SITE, "web", "2026-03-01"), "by_country", "500 oops")
+    cov = coverage_of(store)
+    assert cov.failed == [{"date": "2026-03-01", "error": "500 oops", "report": "by_country"}]
+    assert run_cli("status", "--json", "--db", str(path)) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert any("failed" in p for p in doc["problems"])

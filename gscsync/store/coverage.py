@@ -116,6 +116,15 @@ def _coverage(conn: sqlite3.Connection, site: str, stype: str) -> Coverage:
     anonymized = _sums(conn, ANONYMIZED, key)
     reports = dict.fromkeys((*REPORTS, APPEARANCE_DETAIL, HOURLY), 0)
     reports.update(conn.execute(REPORTS_FINAL, key).fetchall())
+    failed = [{"date": r[0], "error": r[4] or ""} for r in ledger if r[1] == "failed"]
+    failed += [
+        {"date": day, "error": error or "", "report": report}
+        for day, report, error in conn.execute(
+            "SELECT date, report, error FROM report_days WHERE site_url = ? AND "
+            "search_type = ? AND status = 'failed' ORDER BY date, report",
+            key,
+        )
+    ]
     return Coverage(
         site_url=site,
         search_type=stype,
@@ -124,7 +133,7 @@ def _coverage(conn: sqlite3.Connection, site: str, stype: str) -> Coverage:
         days_final=len(finals),
         days_fresh=sum(1 for r in ledger if r[1] == "fresh"),
         gaps=gaps,
-        failed=[{"date": r[0], "error": r[4] or ""} for r in ledger if r[1] == "failed"],
+        failed=failed,  # detail days; report tables' days carry "report"
         truncated=[r[0] for r in ledger if r[3]],
         empty_with_impressions=[r[0] for r in empty],
         rows=sum(r[2] or 0 for r in ledger if r[1] in ("final", "fresh")),
