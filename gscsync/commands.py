@@ -40,7 +40,14 @@ from gscsync.models import (
     SiteListing,
     StatusReport,
 )
-from gscsync.planner import LedgerOf, backfill_jobs, backfill_range, sync_jobs
+from gscsync.planner import (
+    Estimate,
+    LedgerOf,
+    backfill_jobs,
+    backfill_range,
+    estimate,
+    sync_jobs,
+)
 from gscsync.pool import call_abandonable
 from gscsync.runlog import RunLog, error_for, ping
 from gscsync.store import Store, check_db_path, memory_store, open_store, open_store_readonly
@@ -245,6 +252,8 @@ class BackfillPlan:
     force: bool
     sites: tuple[str, ...]
     search_types: tuple[str, ...]
+    estimates: tuple[Estimate, ...] = ()
+    qpm: int = 300
 
 
 def plan_sync(settings: Settings, *, today: date | None = None) -> list[Job]:
@@ -272,9 +281,30 @@ def plan_sync(settings: Settings, *, today: date | None = None) -> list[Job]:
 def plan_backfill(
     settings: Settings, *, start: date | None, end: date | None, force: bool
 ) -> BackfillPlan:
-    """``backfill --dry-run``: the range after defaults and checks."""
+    """``backfill --dry-run``: the range after defaults and checks, and per site and type
+    the days it would fetch and what they would likely cost (from the stored history)."""
     first, last = backfill_range(pacific_today(), start, end)
-    return BackfillPlan(first, last, force, settings.sites, settings.search_types)
+    store = open_store_readonly(settings.db) if settings.db.exists() else memory_store()
+    with store:
+        if settings.sites:
+            sites = list(settings.sites)
+        else:
+            with open_client(settings, load_credentials(settings.credentials)) as client:
+                sites = resolve_sites(settings.sites, client)
+        jobs = backfill_jobs(
+            sites, settings.search_types, _ledger_of(store, settings), first=first, last=last,
+            force=force,
+        )  # fmt: skip
+        estimates = []
+        for job in jobs:
+            size = store.day_size(job.site_url, job.search_type)
+            reports = len(settings.reports_for(job.search_type))
+            estimates.append(
+                estimate(job.site_url, job.search_type, len(job.candidates), size, reports)
+            )
+    return BackfillPlan(
+        first, last, force, tuple(sites), settings.search_types, tuple(estimates), settings.qpm
+    )
 
 
 # -- status -------------------------------------------------------------------------------

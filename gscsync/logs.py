@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
 import sys
 import threading
 import traceback
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TextIO
 from urllib.parse import quote, quote_plus
+
+FORMATS = ("text", "json")
 
 # Each pattern's optional "keep" group is left in place; the rest becomes [redacted].
 _SECRETS = [
@@ -87,6 +92,11 @@ class JsonFormatter(logging.Formatter):
 _FORMAT = ["text"]  # what configure() last set: the final error line follows it
 
 
+def current_format() -> str:
+    """``text`` or ``json``: what :func:`configure` last set."""
+    return _FORMAT[0]
+
+
 def final_error(line: str, exc: BaseException | None = None) -> None:
     """The run's last word on stderr: one line (one JSON object under ``json``), scrubbed;
     with ``exc`` (``-v``) its traceback too, scrubbed like everything else."""
@@ -108,22 +118,89 @@ def final_error(line: str, exc: BaseException | None = None) -> None:
 
 
 def configure(fmt: str = "text", verbosity: int = 0, stream: TextIO | None = None) -> None:
-    """Send the ``gscsync`` logger to stderr. verbosity: -1 quiet, 0 normal, 1+ debug."""
+    """Send the ``gscsync`` logger to stderr. verbosity: -1 quiet, 0 normal, 1+ debug.
+
+    Python warnings (a library's ``UserWarning``) go through the same handler, so under
+    ``json`` they are JSON lines too, scrubbed like everything else."""
     _FORMAT[0] = fmt
-    logger = logging.getLogger("gscsync")
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(_Scrub())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logger.addHandler(handler)
     level = logging.INFO
     if verbosity < 0:
         level = logging.WARNING
     elif verbosity > 0:
         level = logging.DEBUG
-    logger.setLevel(level)
-    logger.propagate = False
+    for name, at in (("gscsync", level), ("py.warnings", logging.WARNING)):
+        logger = logging.getLogger(name)
+        for old in list(logger.handlers):
+            logger.removeHandler(old)
+        logger.addHandler(handler)
+        logger.setLevel(at)
+        logger.propagate = False
+    logging.captureWarnings(True)
+
+
+# -- the log format before the settings are loaded ----------------------------------------
+
+
+def peek_setting(name: str, environ: Mapping[str, str], env_file: Path | None) -> str | None:
+    """One setting as the error path needs it before (or without) the settings: from the
+    environment, else from the ``.env`` file (``env_file``, else ``./.env``). Lenient by
+    design, since the error being reported may well be that very file: a file that cannot
+    be read gives None, and a file with lines python-dotenv cannot parse still gives the
+    value from a line it can (taken literally)."""
+    if name in environ:
+        return environ[name]
+    from dotenv import dotenv_values  # only on this path
+    from dotenv.parser import parse_stream
+
+    from gscsync.files import CONFIG_LIMIT, read_small_file
+
+    path = env_file if env_file is not None else Path(".env")
+    try:
+        text = read_small_file(path, CONFIG_LIMIT).decode("utf-8")
+    except (OSError, ValueError):  # missing, a FIFO, too big, not UTF-8
+        return None
+    bindings = list(parse_stream(io.StringIO(text)))
+    if not any(b.error for b in bindings):
+        return dotenv_values(stream=io.StringIO(text)).get(name)  # as the settings read it
+    found = [b.value for b in bindings if not b.error and b.key == name]
+    return found[-1] if found else None
+
+
+def early_format(flag: str | None, environ: Mapping[str, str], env_file: Path | None) -> str:
+    """The log format to use before the settings are loaded (a settings error is printed
+    in it): ``--log-format``, else ``GSCSYNC_LOG_FORMAT`` from the environment or the
+    ``.env`` file, else ``text``. A value that is not a format gives ``text`` here; the
+    settings refuse it with exit 2."""
+    raw = flag if flag is not None else peek_setting("GSCSYNC_LOG_FORMAT", environ, env_file)
+    value = (raw or "").strip().lower()
+    return value if value in FORMATS else "text"
+
+
+def argv_option(argv: Sequence[str], flag: str) -> str | None:
+    """The value of ``--flag VALUE`` or ``--flag=VALUE`` in a command line not parsed yet
+    (the last one given wins, as with the parser); None when absent."""
+    value = None
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        if arg == flag and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith(flag + "="):
+            value = arg[len(flag) + 1 :]
+    return value
+
+
+def configure_early(argv: Sequence[str], environ: Mapping[str, str]) -> None:
+    """Set up logging from a raw command line, before it is parsed, so that a usage error
+    (a bad flag) is printed in the format the user asked for."""
+    env_file = argv_option(argv, "--env-file")
+    fmt = early_format(
+        argv_option(argv, "--log-format"), environ, Path(env_file) if env_file else None
+    )
+    configure(fmt)

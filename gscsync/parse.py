@@ -81,6 +81,22 @@ def boolean(raw: Any, name: str) -> bool:
     raise ConfigError(f"{name}={raw!r} is not a boolean; use true/false, 1/0, yes/no or on/off")
 
 
+_SHARD = re.compile(r"\s*([0-9]+)\s*/\s*([0-9]+)\s*")
+
+
+def shard(raw: Any, name: str) -> tuple[int, int]:
+    """``K/N``: this is shard K of N (1 <= K <= N), as ``--shard`` and ``GSCSYNC_SHARD``."""
+    if isinstance(raw, tuple):
+        return raw
+    match = _SHARD.fullmatch(str(raw))
+    if match is None:
+        raise ConfigError(f"{name}={raw!r} is not K/N; give shard K of N as K/N, e.g. 2/4")
+    k, n = int(match.group(1)), int(match.group(2))
+    if not 1 <= k <= n:
+        raise ConfigError(f"{name}={raw!r}: K/N needs 1 <= K <= N (shards count from 1), e.g. 2/4")
+    return k, n
+
+
 def choice(*choices: str) -> Callable[[Any, str], str]:
     def parse(raw: Any, name: str) -> str:
         value = str(raw).strip().lower()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import NamedTuple
 
 from gscsync.dates import days, earliest_served
 from gscsync.errors import ConfigError
@@ -220,3 +221,46 @@ def pack(
         total += bound
     flush()
     return chunks
+
+
+class Estimate(NamedTuple):
+    """What a backfill of one site and type will likely cost, before any request."""
+
+    site_url: str
+    search_type: str
+    days: int  # days to fetch
+    low: int  # requests at the least (the probe; every day empty)
+    high: int  # requests expected from the stored history, or at most without it
+    rows_per_day: float | None  # the stored final days' mean, when known
+
+
+APPEARANCES = 5  # appearance requests a range usually costs (a listing and one each)
+
+
+def estimate(
+    site: str,
+    search_type: str,
+    days: int,
+    size: tuple[float, float] | None,
+    reports: int,
+    *,
+    limit: int = ROW_LIMIT,
+) -> Estimate:
+    """Requests for ``days`` days. ``size``: the stored final days' mean detail rows and
+    mean impressions (which bound a day's rows when days are packed), giving the packed
+    chunks (each a detail page and its empty page, ``reports`` report tables at about 1.5
+    each) plus the probe, the sizing and the appearance requests; without history, the
+    most it can cost (every day its own chunk)."""
+    rows = size[0] if size is not None else None
+    if not days:
+        return Estimate(site, search_type, 0, 0, 0, rows)
+    fixed = 1 + (1 + APPEARANCES if days > 1 else 1)
+    per_chunk = 2 + 1.5 * reports
+    if size is None:
+        chunks = days
+    elif size[1] >= limit:  # days that are not packed: each alone, paged
+        chunks = days
+        per_chunk += int(size[0] // limit)
+    else:
+        chunks = max(1, -(-days // max(1, int(limit // max(size[1], 1.0)))))
+    return Estimate(site, search_type, days, 1, fixed + round(chunks * per_chunk), rows)

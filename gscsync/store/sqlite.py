@@ -377,6 +377,17 @@ class SqliteStore:
     # -- coverage -----------------------------------------------------------------------
 
     @_guarded
+    def day_size(self, site_url: str, search_type: str) -> tuple[float, float] | None:
+        """Mean detail rows and mean impressions of the stored final days (None: none)."""
+        row = self.db.execute(
+            "SELECT COUNT(*), AVG(d.rows), AVG(COALESCE(t.page_impressions, t.impressions, 0)) "
+            "FROM sync_days d LEFT JOIN daily_totals t USING (site_url, search_type, date) "
+            "WHERE d.site_url = ? AND d.search_type = ? AND d.status = 'final'",
+            [site_url, search_type],
+        ).fetchone()
+        return (float(row[1]), float(row[2])) if row and row[0] else None
+
+    @_guarded
     def newest_final_days(self) -> dict[tuple[str, str], str]:
         """The newest final day per (site, search type): one pass over the ledger."""
         return status_reads.newest_final_days(self.db.conn)
