@@ -10,9 +10,9 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from gscsync.api import Breaker, GscClient, identity, load_credentials, open_client
 from gscsync.config import Settings
@@ -23,6 +23,7 @@ from gscsync.errors import (
     BreakerOpen,
     ConfigError,
     GscSyncError,
+    LockHeld,
     PermissionDenied,
     StorageError,
 )
@@ -32,7 +33,6 @@ from gscsync.lock import hold_lock
 from gscsync.logs import scrub
 from gscsync.models import (
     Check,
-    DayStatus,
     Job,
     Outcome,
     ProgressCallback,
@@ -41,75 +41,22 @@ from gscsync.models import (
     StatusReport,
 )
 from gscsync.planner import (
-    Estimate,
     LedgerOf,
     backfill_jobs,
     backfill_range,
-    estimate,
     sync_jobs,
 )
+from gscsync.plans import BackfillPlan, ledger_of, plan_backfill, plan_sync, with_reports
 from gscsync.pool import call_abandonable
 from gscsync.runlog import RunLog, error_for, ping
-from gscsync.store import Store, check_db_path, memory_store, open_store, open_store_readonly
+from gscsync.store import check_db_path, open_store, open_store_readonly
+
+if TYPE_CHECKING:
+    pass
 
 log = logging.getLogger("gscsync")
 
 JobsFactory = Callable[[LedgerOf, list[str], date], list[Job]]
-
-
-def _ledger_of(store: Store, settings: Settings) -> LedgerOf:
-    """The ledger the planner sees: a day is final when its detail and every report table
-    kept for its type are stored final."""
-
-    def ledger(site: str, search_type: str) -> dict[date, DayStatus]:
-        days = {date.fromisoformat(d): e.status for d, e in store.ledger(site, search_type).items()}
-        reports = settings.reports_for(search_type)
-        if reports:
-            stored = _stored(store, site, search_type, reports)
-            for day, status in days.items():
-                if status == "final" and not stored[day][1].issuperset(reports):
-                    days[day] = "fresh"  # a report is missing: ask about the day again
-        return days
-
-    return ledger
-
-
-def _stored(
-    store: Store, site: str, search_type: str, reports: Sequence[str]
-) -> dict[date, tuple[bool, frozenset[str]]]:
-    """By day: whether its detail is stored final, and which report tables are."""
-    final_reports: dict[date, set[str]] = {}
-    for (report, day), entry in store.report_ledger(site, search_type).items():
-        if entry.status == "final" and report in reports:
-            final_reports.setdefault(date.fromisoformat(day), set()).add(report)
-    detail = {
-        date.fromisoformat(d)
-        for d, e in store.ledger(site, search_type).items()
-        if e.status == "final"
-    }
-    return _Missing(
-        {
-            day: (day in detail, frozenset(final_reports.get(day, ())))
-            for day in detail | set(final_reports)
-        }
-    )
-
-
-class _Missing(dict[date, tuple[bool, frozenset[str]]]):
-    def __missing__(self, key: date) -> tuple[bool, frozenset[str]]:
-        return (False, frozenset())
-
-
-def _with_reports(
-    jobs: list[Job], store: Store, settings: Settings, *, force: bool = False
-) -> list[Job]:
-    """Each job with the report tables its type keeps and what of them is stored."""
-    out = []
-    for job in jobs:
-        reports = settings.reports_for(job.search_type)
-        stored = {} if force else _stored(store, job.site_url, job.search_type, reports)
-        out.append(replace(job, reports=reports, stored=stored))
-    return out
 
 
 # -- sync and backfill ----------------------------------------------------------------------
@@ -218,8 +165,8 @@ def _fetching_run(
                         quota_patience=settings.quota_patience,
                         split_budget=settings.split_budget,
                     )
-                    jobs = make_jobs(_ledger_of(store, settings), sites, today)
-                    engine.run(_with_reports(jobs, store, settings, force=force))
+                    jobs = make_jobs(ledger_of(store, settings), sites, today)
+                    engine.run(with_reports(jobs, store, settings, force=force))
                     if command == "sync" and settings.hourly and report.stopped is None:
                         sync_hourly(store, client, sites, settings.search_types, today, report)
         except BreakerOpen as exc:
@@ -241,70 +188,6 @@ def _fetching_run(
     if error is not None:
         raise error
     return outcome
-
-
-@dataclass(frozen=True)
-class BackfillPlan:
-    """``backfill --dry-run``: the range and what it covers; nothing fetched."""
-
-    start: date
-    end: date
-    force: bool
-    sites: tuple[str, ...]
-    search_types: tuple[str, ...]
-    estimates: tuple[Estimate, ...] = ()
-    qpm: int = 300
-
-
-def plan_sync(settings: Settings, *, today: date | None = None) -> list[Job]:
-    """``sync --dry-run``: the days each site and type would be asked about; nothing fetched.
-
-    Which of them are final is the API's answer at run time, so the plan lists candidates.
-    """
-    today = today or pacific_today()
-    store = open_store_readonly(settings.db) if settings.db.exists() else memory_store()
-    with store:
-        if settings.sites:
-            sites = list(settings.sites)
-        else:
-            with open_client(settings, load_credentials(settings.credentials)) as client:
-                sites = resolve_sites(settings.sites, client)
-        return sync_jobs(
-            sites,
-            settings.search_types,
-            _ledger_of(store, settings),
-            today=today,
-            window=settings.sync_days,
-        )
-
-
-def plan_backfill(
-    settings: Settings, *, start: date | None, end: date | None, force: bool
-) -> BackfillPlan:
-    """``backfill --dry-run``: the range after defaults and checks, and per site and type
-    the days it would fetch and what they would likely cost (from the stored history)."""
-    first, last = backfill_range(pacific_today(), start, end)
-    store = open_store_readonly(settings.db) if settings.db.exists() else memory_store()
-    with store:
-        if settings.sites:
-            sites = list(settings.sites)
-        else:
-            with open_client(settings, load_credentials(settings.credentials)) as client:
-                sites = resolve_sites(settings.sites, client)
-        jobs = backfill_jobs(
-            sites, settings.search_types, _ledger_of(store, settings), first=first, last=last,
-            force=force,
-        )  # fmt: skip
-        estimates = []
-        for job in jobs:
-            size = store.day_size(job.site_url, job.search_type)
-            reports = len(settings.reports_for(job.search_type))
-            estimates.append(
-                estimate(job.site_url, job.search_type, len(job.candidates), size, reports)
-            )
-    return BackfillPlan(
-        first, last, force, tuple(sites), settings.search_types, tuple(estimates), settings.qpm
-    )
 
 
 # -- status -------------------------------------------------------------------------------
@@ -399,7 +282,10 @@ def run_checks(load: Callable[[], Settings], *, today: date) -> list[Check]:
     except ConfigError as exc:
         return [Check("settings", False, str(exc), 2)]
     sites = ", ".join(settings.sites) or "every property the credentials can read"
-    configured = Check("settings", True, f"sites: {sites}; database: {settings.db}")
+    detail = f"sites: {sites}; database: {settings.db}"
+    if not settings.enabled:
+        detail += "; GSCSYNC_ENABLED is false: sync and backfill do nothing until it is true"
+    configured = Check("settings", True, detail)
     credentials, *site_checks = _check_api(settings, today)
     return [configured, credentials, _check_database(settings), _check_lock(settings), *site_checks]
 
@@ -418,9 +304,18 @@ def _check_database(settings: Settings) -> Check:
 
 
 def _check_lock(settings: Settings) -> Check:
+    """The lock can be taken, or a live gscsync run holds it: information (a smoke run or
+    a health probe beside the 04:00 sync), not a failure."""
     try:
         with hold_lock(settings.lock_path):
             pass
+    except LockHeld as exc:
+        try:
+            since = iso_utc(settings.lock_path.stat().st_mtime)
+        except OSError:
+            since = "an unknown time"
+        holder = f"pid {exc.pid}" if exc.pid else "another process"
+        return Check("lock", True, f"a gscsync run is going on ({holder}, since {since})")
     except GscSyncError as exc:
         return Check("lock", False, str(exc), 1)
     return Check("lock", True, f"{settings.lock_path} can be taken")
@@ -460,3 +355,6 @@ def _check_site(client: GscClient, site: str, day: str, who: str) -> Check:
     except ApiError as exc:
         return Check(f"site {site}", False, str(exc), 1)
     return Check(f"site {site}", True, "answers a query")
+
+
+__all__ = ["BackfillPlan", "plan_backfill", "plan_sync"]  # the dry runs, for the CLI

@@ -22,7 +22,6 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from gscsync.commands import BackfillPlan
 from gscsync.dates import iso_utc
 from gscsync.models import (
     APPEARANCE_DETAIL,
@@ -36,6 +35,7 @@ from gscsync.models import (
     SiteListing,
     StatusReport,
 )
+from gscsync.plans import BackfillPlan
 
 log = logging.getLogger("gscsync")
 

@@ -11,6 +11,7 @@ from gscsync.models import DayData, DayTask, DetailRow, Totals
 from gscsync.planner import APPEARANCES, estimate
 from gscsync.store import open_store
 from tests.conftest import run_cli
+from tests.e2e.harness import KEY
 
 SITE = "sc-domain:a.com"
 
@@ -41,6 +42,8 @@ def test_dry_run_prints_days_requests_and_time_per_site_type_and_in_total(
             store.write_day(
                 DayData(DayTask(SITE, "web", day), rows, totals=Totals(90, 900, 0.1, 2))
             )
+    KEY.write(tmp_path / "key.json", "http://127.0.0.1:9/token")  # read, never used
+    monkeypatch.setenv("GSCSYNC_CREDENTIALS", str(tmp_path / "key.json"))
     monkeypatch.setenv("GSCSYNC_SITES", SITE)
     monkeypatch.setenv("GSCSYNC_SEARCH_TYPES", "web,image")
     monkeypatch.setenv("GSCSYNC_QPM", "60")
@@ -55,3 +58,24 @@ def test_dry_run_prints_days_requests_and_time_per_site_type_and_in_total(
     assert "60 day(s)" in image and "no history" in image
     total = out[-1]
     assert total.startswith("total: 110 day(s), 2-") and "GSCSYNC_QPM=60" in total
+
+
+@pytest.mark.parametrize("command", ["sync", "backfill"])
+def test_dry_run_refuses_what_a_real_run_would(
+    command: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("GSCSYNC_SITES", SITE)
+    monkeypatch.setenv("GSCSYNC_CREDENTIALS", str(tmp_path / "missing.json"))
+    assert run_cli(command, "--dry-run", "--db", str(tmp_path / "g.db")) == 2
+    assert "missing.json" in capsys.readouterr().err
+    monkeypatch.delenv("GSCSYNC_CREDENTIALS")
+    monkeypatch.setenv("GSCSYNC_LOCK_FILE", str(tmp_path / "no" / "such" / "dir" / "x.lock"))
+    key = tmp_path / "key.json"
+    monkeypatch.setenv("GSCSYNC_CREDENTIALS", str(key))
+    KEY.write(key, "http://127.0.0.1:9/token")
+    assert run_cli(command, "--dry-run", "--db", str(tmp_path / "g.db")) == 2
+    assert "lock file directory" in capsys.readouterr().err
+    assert run_cli(command, "--dry-run", "--db", str(tmp_path / "nodir" / "g.db")) == 2

@@ -195,8 +195,11 @@ class GscClient:
         self.closed = True
 
     def list_sites(self) -> list[Site]:
-        """``sites.list``: every property the credentials can see."""
-        return self._call("GET", f"{self.base_url}/webmasters/v3/sites", parse_sites)
+        """``sites.list``: every property the credentials can see. It answers while Search
+        Analytics fails, so for the circuit breaker only its failures count: its success
+        neither closes the breaker nor resets the count, nor is it the half-open probe."""
+        url = f"{self.base_url}/webmasters/v3/sites"
+        return self._call("GET", url, parse_sites, data_endpoint=False)
 
     def query_page(self, site_url: str, body: dict[str, Any]) -> Answer:
         """One ``searchAnalytics.query`` request; its answer checked against ``body``."""
@@ -246,10 +249,16 @@ class GscClient:
     # -- one request and its retries -------------------------------------------------------
 
     def _call(
-        self, method: str, url: str, parse: Callable[[dict[str, Any]], T], **kwargs: Any
+        self,
+        method: str,
+        url: str,
+        parse: Callable[[dict[str, Any]], T],
+        *,
+        data_endpoint: bool = True,
+        **kwargs: Any,
     ) -> T:
         """Send, read and ``parse`` (which raises BadResponse) as one retried unit."""
-        if self.gate is not None:
+        if self.gate is not None and data_endpoint:
             self.gate()
         # Retrying keeps per-call state on itself: each call (and thread) gets a copy.
         retrying = self.retrying.copy()
@@ -261,14 +270,17 @@ class GscClient:
                 with attempt:
                     result = parse(self._send(method, url, **kwargs))
         except ClientClosed:
-            if self.on_abandon is not None:
+            if self.on_abandon is not None and data_endpoint:
                 self.on_abandon()
             raise
         except ApiError as exc:
             if self.on_outcome is not None:  # an invalid answer is still an answer: API up
-                self.on_outcome(None if isinstance(exc, InvalidAnswer) else exc)
+                if data_endpoint:
+                    self.on_outcome(None if isinstance(exc, InvalidAnswer) else exc)
+                elif isinstance(exc, TransientError):  # an outage: it counts as one
+                    self.on_outcome(exc)
             raise
-        if self.on_outcome is not None:
+        if self.on_outcome is not None and data_endpoint:
             self.on_outcome(None)
         return result
 
@@ -343,7 +355,9 @@ class GscClient:
         except httpx.DecodingError as exc:
             raise BadResponse(f"undecodable body ({one_line(str(exc), 120)})") from None
         except httpx.TransportError as exc:
-            if self.closed:
+            if self.closed or (self.stop is not None and self.stop.is_set()):
+                # the run is stopping (a signal closed the connections): no retry, no
+                # "retrying after connection failed" warning
                 raise ClientClosed("the run is over") from None
             raise NetworkError(
                 f"connection failed ({type(exc).__name__}: {one_line(str(exc), 120)})"
