@@ -12,7 +12,9 @@ Which chunks are big: the planner marks a lone day whose page-aggregated impress
 bound: each detail row has at least one impression) pass the packing limit. A bound
 overstates rows by far (a 3,000-row day can show 60,000 impressions), so once a day of a
 job is in, its rows per bound (the job's density, the highest seen) say which of the job's
-other days can reach the limit, with a margin; until then, every marked day may.
+other days can reach the limit, with a margin, and so does the most rows a day of the job
+held (impressions per row vary widely from day to day, rows far less); until a day of
+the job is in, every marked day may be big.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class MemoryBudget:
     def __init__(self) -> None:
         self._bounds: dict[tuple[str, str, str], int] = {}
         self._density: dict[tuple[str, str], float] = {}
+        self._most_rows: dict[tuple[str, str], int] = {}
         self._futures: set[Future[Any]] = set()
 
     def note_bounds(
@@ -46,8 +49,11 @@ class MemoryBudget:
     def is_big(self, chunk: Chunk) -> bool:
         if not chunk.big:
             return False
-        density = self._density.get((chunk.site_url, chunk.search_type))
+        job = (chunk.site_url, chunk.search_type)
+        density = self._density.get(job)
         if density is None:
+            return True
+        if self._most_rows[job] * BIG_MARGIN >= ROW_LIMIT:  # a day of the job came near
             return True
         task, totals = chunk.days[0]
         bound = self._bounds.get((task.site_url, task.search_type, task.date), totals.impressions)
@@ -56,10 +62,15 @@ class MemoryBudget:
     def learn(self, data: DayData) -> None:
         """A fetched day's rows per bound: the density of its job's days."""
         task = data.task
+        if not task.detail:  # its report tables alone: no detail rows to learn from
+            return
         bound = self._bounds.get((task.site_url, task.search_type, task.date))
         bound = bound or data.totals.impressions
-        if bound and not data.truncated:
-            job = (task.site_url, task.search_type)
+        job = (task.site_url, task.search_type)
+        self._most_rows[job] = max(self._most_rows.get(job, 0), len(data.rows))
+        if data.truncated:
+            self._most_rows[job] = ROW_LIMIT  # at the cap: the job's days are big
+        if bound:
             self._density[job] = max(self._density.get(job, 0.0), len(data.rows) / bound)
 
     def submitted(self, fut: Future[Any]) -> Future[Any]:

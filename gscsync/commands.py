@@ -168,7 +168,16 @@ def _fetching_run(
                     jobs = make_jobs(ledger_of(store, settings), sites, today)
                     engine.run(with_reports(jobs, store, settings, force=force))
                     if command == "sync" and settings.hourly and report.stopped is None:
-                        sync_hourly(store, client, sites, settings.search_types, today, report)
+                        sync_hourly(
+                            store,
+                            client,
+                            sites,
+                            settings.search_types,
+                            today,
+                            report,
+                            stop=stop,
+                            deadline=deadline,
+                        )
         except BreakerOpen as exc:
             run.close(report, "skipped", exc.exit_code, breaker, error=str(exc))
             raise
@@ -237,7 +246,7 @@ def health(report: StatusReport, *, max_age_hours: float, now: datetime | None =
             f"impressions (first {empty[0]}); refetch them with `gscsync backfill --force "
             f"--start {empty[0]} --end {empty[-1]}`"
         )
-    failed = sum(len(c.failed) for c in report.coverage)
+    failed = sum(len({f["date"] for f in c.failed}) for c in report.coverage)
     if failed:
         problems.append(f"{failed} day(s) failed and wait for the next sync")
     return problems

@@ -1,12 +1,8 @@
 """The engine, scheduling only: probes first, then days newest first across all jobs,
-``concurrency`` requests in flight, one writer, deadlines and stop requests.
-
-Fetching happens on a thread pool (``GSCSYNC_CONCURRENCY`` requests in flight); the
-calling thread alone writes to SQLite, one day per transaction. A failure is recorded
-against the days it concerns and the rest goes on; a load-quota answer, a deadline or a
-stop request ends the scheduling of new work, and whatever was not started stays
-pending for the next run.
-"""
+``GSCSYNC_CONCURRENCY`` requests in flight on a pool, the calling thread alone writing
+(one day per transaction). A failure is recorded against the days it concerns and the
+rest goes on; a quota answer, a deadline or a stop request ends the scheduling of new
+work, and whatever was not started stays pending for the next run."""
 
 from __future__ import annotations
 
@@ -257,6 +253,8 @@ class Engine:
         )
         # A day without impressions has no row to ask for: final and empty, no request.
         for task, totals in days:
+            if not totals.impressions and not task.detail:
+                continue  # a stored final day the API no longer serves: keep what it has
             if not totals.impressions:
                 empty = {r: ReportDay([]) for r in task.reports}
                 self._write(DayData(task=task, totals=totals, detail=task.detail, reports=empty))
@@ -279,7 +277,8 @@ class Engine:
         self.cooloff.answered()
         bounds = {day: totals.impressions for day, totals in page_totals.items()}
         for task, _ in packing.days:
-            self._page_totals[task_key(task)] = page_totals.get(task.date, ZERO_TOTALS)
+            if task.date in page_totals:  # a day the answer left out stays unknown
+                self._page_totals[task_key(task)] = page_totals[task.date]
         self.budget.note_bounds(packing.days, bounds)
         self._push(pack(packing.days, bounds, appearance))
 
@@ -325,11 +324,12 @@ class Engine:
                 task.date,
                 kept,
             )
-            if data.reports:  # as answered: recorded, so they are not asked again
-                self.store.write_day(replace(data, detail=False, page_totals=None))
             self.report.days_ok += 1
             return
         self.store.write_day(data)
+        if data.report_error is not None:  # the detail is in: the reports fail alone
+            log.error("%s %s %s: report tables: %s", *task_key(task), data.report_error)
+            self._fail(replace(task, detail=False), data.report_error)
         self.report.days_ok += 1
         self.report.rows_written += len(data.rows)
         if data.truncated:

@@ -18,8 +18,15 @@ from functools import cache
 from typing import Any
 
 from gscsync.api.answers import ApiRow, first_incomplete_date, iso_day, one_line
-from gscsync.api.client import GscClient
-from gscsync.errors import NoAccessibleSite
+from gscsync.api.client import ClientClosed, GscClient
+from gscsync.errors import (
+    AccessRefused,
+    ApiError,
+    NoAccessibleSite,
+    PermissionDenied,
+    QuotaExceeded,
+    Unauthorized,
+)
 from gscsync.models import (
     DETAIL_DIMENSIONS,
     SEARCH_TYPES,
@@ -227,7 +234,16 @@ def fetch_chunk(client: GscClient, chunk: Chunk, split_budget: int = 0) -> list[
         if first.detail:
             seen = {a.appearance for d in data for a in d.appearance}
         totals = {t.date: day_totals for t, day_totals in chunk.days}
-        fetched = fetch_reports(client, chunk.site_url, base, days, first.reports, seen, totals)
+        try:
+            fetched = fetch_reports(client, chunk.site_url, base, days, first.reports, seen, totals)
+        except (QuotaExceeded, ClientClosed, PermissionDenied, Unauthorized, AccessRefused):
+            raise  # about the run or the site: the chunk's days wait as a whole
+        except ApiError as exc:
+            if not first.detail:
+                raise  # nothing else came: the days fail as they are
+            for day in data:  # the detail came: it is written, the reports fail alone
+                day.report_error = str(exc)
+            return data
         for day in data:
             day.reports = {r: by_day[day.task.date] for r, by_day in fetched.items()}
     return data

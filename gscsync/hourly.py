@@ -14,24 +14,29 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from gscsync.api.answers import InvalidAnswer, one_line
-from gscsync.api.client import ClientClosed, GscClient
+from gscsync.api.client import GscClient
 from gscsync.errors import (
     AccessRefused,
     ApiError,
     AuthError,
     QuotaExceeded,
+    Tripped,
     Unauthorized,
 )
 from gscsync.logs import scrub
 from gscsync.models import HOURLY, SEARCH_TYPES, DayTask, HourData, HourRow, RunReport, Totals
+from gscsync.pool import call_abandonable
 from gscsync.store import Store
 
 log = logging.getLogger("gscsync")
 
+PACIFIC = ZoneInfo("America/Los_Angeles")
 HOURLY_DAYS = 10  # the API serves hourly data for about the last 10 days
 ASSUMED_COMPLETE_LAG = 3  # without a marker, days this old are taken as complete
 HOUR_CAP = 50_000  # rows a day the API serves for one grouped request
@@ -45,28 +50,45 @@ def hourly_days(today: date, done: set[str]) -> list[str]:
     return [d for d in every if d not in done]
 
 
+def _pacific(value: str) -> datetime | None:
+    """An hour key as an aware datetime when it is Pacific time with its own offset (both
+    of a DST change's repeated hour are), else None."""
+    if not _HOUR.fullmatch(value):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    local = moment.astimezone(PACIFIC)
+    return moment if local.replace(tzinfo=None) == moment.replace(tzinfo=None) else None
+
+
 def _hour(value: str, days: set[str]) -> str:
-    """A checked hour key: ISO-8601 on the hour with an offset, on one of ``days``."""
-    if not _HOUR.fullmatch(value) or value[:10] not in days:
+    """A checked hour key: ISO-8601 on the hour in Pacific time, on one of ``days``."""
+    if _pacific(value) is None or value[:10] not in days:
         raise InvalidAnswer(
-            f"hour key is not an hour of {min(days)} to {max(days)}: {one_line(value, 40)}"
+            f"hour key is not a Pacific hour of {min(days)} to {max(days)}: {one_line(value, 40)}"
         )
-    datetime.fromisoformat(value)  # a real date and time (ValueError otherwise)
     return value
 
 
-def _first_incomplete(metadata: dict[str, object]) -> datetime | None:
+def _first_incomplete(metadata: dict[str, object], now: datetime) -> date | None:
+    """The Pacific day of the first incomplete hour, when the marker is a Pacific hour not
+    after now (a marker in the future would freeze partial hours as final)."""
     raw = metadata.get("first_incomplete_hour", metadata.get("firstIncompleteHour"))
-    if not isinstance(raw, str) or not _HOUR.fullmatch(raw):
+    moment = _pacific(raw) if isinstance(raw, str) else None
+    if moment is None or moment > now:
         return None
-    try:
-        return datetime.fromisoformat(raw)
-    except ValueError:
-        return None
+    return moment.date()
 
 
 def fetch_hours(
-    client: GscClient, site: str, search_type: str, days: Sequence[str], today: date
+    client: GscClient,
+    site: str,
+    search_type: str,
+    days: Sequence[str],
+    today: date,
+    now: datetime | None = None,
 ) -> list[HourData]:
     """The hourly data of ``days`` (consecutive, oldest first): one HourData per day."""
     wanted = set(days)
@@ -77,11 +99,11 @@ def fetch_hours(
         "dataState": "hourly_all",
     }
     answer = client.query(site, {**base, "dimensions": ["hour"]})
-    totals: dict[str, list[tuple[str, Totals]]] = {d: [] for d in days}
-    for r in answer.rows:
+    totals: dict[str, dict[str, Totals]] = {d: {} for d in days}
+    for r in answer.rows:  # a row repeated across pages (ties) is kept once
         hour = _hour(r.keys[0], wanted)
-        totals[hour[:10]].append((hour, Totals(r.clicks, r.impressions, r.ctr, r.position)))
-    marker = _first_incomplete(answer.metadata)
+        totals[hour[:10]][hour] = Totals(r.clicks, r.impressions, r.ctr, r.position)
+    marker = _first_incomplete(answer.metadata, now or datetime.now(PACIFIC))
     dims = ["hour", *SEARCH_TYPES[search_type].dimensions[1:]]
     at = {d: n for n, d in enumerate(dims)}
     rows: dict[str, dict[tuple[str, ...], HourRow]] = {d: {} for d in days}
@@ -99,7 +121,7 @@ def fetch_hours(
     out = []
     for day in days:
         if marker is not None:
-            complete = date.fromisoformat(day) < marker.date()
+            complete = date.fromisoformat(day) < min(marker, today)
         else:
             complete = date.fromisoformat(day) <= today - timedelta(days=ASSUMED_COMPLETE_LAG)
         out.append(
@@ -107,7 +129,7 @@ def fetch_hours(
                 site,
                 search_type,
                 day,
-                sorted(totals[day]),
+                sorted(totals[day].items()),
                 list(rows[day].values()),
                 complete,
                 served[day] >= HOUR_CAP,
@@ -123,9 +145,13 @@ def sync_hourly(
     search_types: Sequence[str],
     today: date,
     report: RunReport,
+    stop: threading.Event | None = None,
+    deadline: float | None = None,
 ) -> None:
     """Every site and type: the hourly days not stored complete. A failure fails its
-    site and type's days alone; a quota answer, a stop or the deadline ends the pass."""
+    site and type's days alone; a quota answer, a stop or the deadline ends the pass (and
+    says so in the report, as the engine does), without waiting for a request in flight."""
+    stop = stop or threading.Event()
     for site in sites:
         if site in report.denied_sites:
             continue
@@ -136,9 +162,18 @@ def sync_hourly(
             if not days:
                 continue
             try:
-                fetched = fetch_hours(client, site, stype, days, today)
-            except (QuotaExceeded, ClientClosed) as exc:
+                fetched = call_abandonable(
+                    lambda: fetch_hours(client, site, stype, days, today),  # noqa: B023
+                    stop,
+                    deadline,
+                    report,
+                )
+            except QuotaExceeded as exc:
+                report.stopped = "quota"
                 log.warning("hourly data: %s; the rest is fetched by the next sync", exc)
+                return
+            except Tripped:
+                report.stopped = "breaker"
                 return
             except Unauthorized as exc:
                 raise AuthError(f"the API refused the access token: {exc}") from None
@@ -152,6 +187,8 @@ def sync_hourly(
                     report.failures.append((DayTask(site, stype, day), message))
                 report.days_failed += len(days)
                 continue
+            if fetched is None:  # stopped or past the deadline: report.stopped says which
+                return
             for data in fetched:
                 store.write_hours(data)
                 report.days_ok += 1

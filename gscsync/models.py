@@ -231,6 +231,9 @@ class DayData:
     detail: bool = True
     reports: dict[str, ReportDay] = field(default_factory=dict)  # REPORTS, APPEARANCE_DETAIL
     page_totals: Totals | None = None  # the day's by-page totals, when known
+    # why the report tables failed while the detail came (they are recorded failed and
+    # fetched again; the detail is written)
+    report_error: str | None = None
 
     @property
     def status(self) -> DayStatus:

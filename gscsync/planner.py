@@ -16,13 +16,14 @@ from typing import NamedTuple
 
 from gscsync.dates import days, earliest_served
 from gscsync.errors import ConfigError
-from gscsync.models import AppearanceRow, Chunk, DataState, DayStatus, DayTask, Job, Totals
+from gscsync.models import AppearanceRow, Chunk, DataState, DayTask, Job, Totals
 
 # When a site refuses access before we learn which days are final, the days at least
 # this old are recorded as failed (Google finalises days within 2-3 days).
 ASSUMED_FINAL_LAG = 3
 
-Ledger = Mapping[date, DayStatus]
+# by day: a sync_days status, or "reports": the detail is final, a report table is not
+Ledger = Mapping[date, str]
 LedgerOf = Callable[[str, str], Ledger]  # (site, search type) -> the ledger
 
 
@@ -53,7 +54,7 @@ def candidate_days(
     if window_start <= today:
         wanted.update(d for d in days(window_start, today) if ledger.get(d) != "final")
     wanted.update(d for d, s in ledger.items() if s != "final" and earliest <= d <= today)
-    finals = [d for d, s in ledger.items() if s == "final"]
+    finals = [d for d, s in ledger.items() if s in ("final", "reports")]  # the detail
     if finals:
         newest_final = max(finals)
         gap_start = max(newest_final + timedelta(days=1), earliest)

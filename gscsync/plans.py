@@ -14,7 +14,7 @@ from gscsync.config import Settings
 from gscsync.dates import pacific_today
 from gscsync.errors import ConfigError
 from gscsync.fetch import resolve_sites
-from gscsync.models import DayStatus, Job
+from gscsync.models import Job
 from gscsync.planner import (
     Estimate,
     LedgerOf,
@@ -33,14 +33,16 @@ def ledger_of(store: Store, settings: Settings) -> LedgerOf:
     """The ledger the planner sees: a day is final when its detail and every report table
     kept for its type are stored final."""
 
-    def ledger(site: str, search_type: str) -> dict[date, DayStatus]:
-        days = {date.fromisoformat(d): e.status for d, e in store.ledger(site, search_type).items()}
+    def ledger(site: str, search_type: str) -> dict[date, str]:
+        days: dict[date, str] = {
+            date.fromisoformat(d): e.status for d, e in store.ledger(site, search_type).items()
+        }
         reports = settings.reports_for(search_type)
         if reports:
             stored = _stored(store, site, search_type, reports)
             for day, status in days.items():
                 if status == "final" and not stored[day][1].issuperset(reports):
-                    days[day] = "fresh"  # a report is missing: ask about the day again
+                    days[day] = "reports"  # a report is missing: ask about the day again
         return days
 
     return ledger

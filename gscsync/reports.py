@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from gscsync.api.answers import InvalidAnswer
 from gscsync.api.client import GscClient
 from gscsync.models import (
     APPEARANCE_DETAIL,
@@ -67,6 +68,7 @@ def fetch_reports(
         if by_property(stype, report):
             body["aggregationType"] = "byProperty"
         rows: dict[str, dict[str, ReportRow]] = {d: {} for d in days}
+        served = dict.fromkeys(days, 0)
         expected = None
         if totals is not None and _sums_to_totals(stype, report):
             expected = {d: (totals[d].clicks, totals[d].impressions) for d in days}
@@ -75,10 +77,18 @@ def fetch_reports(
                 day, key = rows.get(r.keys[0]), r.keys[1]
                 if day is not None:  # ties repeated across pages: one row each
                     day[key] = ReportRow(key, r.clicks, r.impressions, r.ctr, r.position)
+                    served[r.keys[0]] += 1
             if expected is not None and all(_sums(rows[d]) == expected[d] for d in days):
                 break
+        if expected is not None:  # these add up to the day's totals: none is no answer
+            for d in days:
+                if not rows[d] and expected[d][1]:
+                    raise InvalidAnswer(
+                        f"{report} answered no rows for {d}, a day with {expected[d][1]} "
+                        "impressions"
+                    )
         out[report] = {
-            d: ReportDay(list(v.values()), len(v) >= DAILY_ROW_CAP) for d, v in rows.items()
+            d: ReportDay(list(v.values()), served[d] >= DAILY_ROW_CAP) for d, v in rows.items()
         }
     return out
 
@@ -132,7 +142,7 @@ def page_sums(data: DayData) -> Totals | None:
     """The day's by-page totals from its ``by_page`` rows (every impression is on a page,
     anonymized queries' too), when the day has them whole; else None."""
     day = data.reports.get("by_page")
-    if day is None or day.truncated:
+    if day is None or day.truncated or not day.rows:
         return None
     clicks = sum(r.clicks for r in day.rows)
     impressions = sum(r.impressions for r in day.rows)

@@ -121,8 +121,10 @@ def _coverage(conn: sqlite3.Connection, site: str, stype: str) -> Coverage:
         {"date": day, "error": error or "", "report": report}
         for day, report, error in conn.execute(
             "SELECT date, report, error FROM report_days WHERE site_url = ? AND "
-            "search_type = ? AND status = 'failed' ORDER BY date, report",
-            key,
+            "search_type = ? AND status = 'failed' AND NOT (report = 'hourly' AND date < "
+            "(SELECT date(MAX(h.date), '-9 days') FROM report_days h WHERE h.site_url = ? "
+            "AND h.search_type = ? AND h.report = 'hourly')) ORDER BY date, report",
+            [*key, *key],  # an hourly day past the API's 10-day window cannot be refetched
         )
     ]
     return Coverage(
