@@ -324,14 +324,13 @@ class Engine:
                 task.date,
                 kept,
             )
-            self.report.days_ok += 1
+            self.report.day_written(task, 0)
             return
         self.store.write_day(data)
         if data.report_error is not None:  # the detail is in: the reports fail alone
             log.error("%s %s %s: report tables: %s", *task_key(task), data.report_error)
             self._fail(replace(task, detail=False), data.report_error)
-        self.report.days_ok += 1
-        self.report.rows_written += len(data.rows)
+        self.report.day_written(task, len(data.rows))
         if data.truncated:
             log.warning(
                 "%s %s %s: the API's %d-row daily cap was reached; rows past it are not served",
@@ -395,5 +394,4 @@ class Engine:
             self.store.mark_failed(task, message)
         for report in task.reports:
             self.store.mark_report_failed(task, report, message)
-        self.report.days_failed += 1
-        self.report.failures.append((task, message))
+        self.report.day_failed(task, message)

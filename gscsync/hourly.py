@@ -184,13 +184,11 @@ def sync_hourly(
                 log.error("%s %s: %s", site, stype, message)
                 for day in days:
                     store.mark_report_failed(DayTask(site, stype, day), HOURLY, message)
-                    report.failures.append((DayTask(site, stype, day), message))
-                report.days_failed += len(days)
+                    report.day_failed(DayTask(site, stype, day), message)
                 continue
             if fetched is None:  # stopped or past the deadline: report.stopped says which
                 return
             for data in fetched:
                 store.write_hours(data)
-                report.days_ok += 1
-                report.rows_written += len(data.rows)
+                report.day_written(DayTask(site, stype, data.date), len(data.rows))
             report.requests = client.requests

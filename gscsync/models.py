@@ -262,6 +262,20 @@ class RunReport:
     denied_sites: dict[str, str] = field(default_factory=dict)  # site -> the API's message
     failures: list[tuple[DayTask, str]] = field(default_factory=list)
     stopped: StopReason | None = None  # why scheduling stopped early
+    # per (site, search type): [days ok, days failed, rows written]
+    by_job: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+
+    def day_written(self, task: DayTask, rows: int) -> None:
+        self.days_ok += 1
+        self.rows_written += rows
+        tally = self.by_job.setdefault((task.site_url, task.search_type), [0, 0, 0])
+        tally[0] += 1
+        tally[2] += rows
+
+    def day_failed(self, task: DayTask, message: str) -> None:
+        self.days_failed += 1
+        self.failures.append((task, message))
+        self.by_job.setdefault((task.site_url, task.search_type), [0, 0, 0])[1] += 1
 
     @property
     def counts(self) -> RunCounts:

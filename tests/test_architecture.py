@@ -14,7 +14,7 @@ import gscsync
 from gscsync.cli import app
 
 PACKAGE = Path(gscsync.__file__).parent
-CLI_LAYER = {"cli.py", "cli_options.py", "render.py"}
+CLI_LAYER = {"cli.py", "cli_options.py", "render.py", "render_status.py"}
 
 
 def imports(path: Path) -> set[str]:
