@@ -11,7 +11,8 @@ import functools
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -22,14 +23,18 @@ from gscsync.cli_options import FETCHING, AsJson, DryRun, Options, with_shared_o
 from gscsync.config import Settings
 from gscsync.dates import pacific_today, parse_date
 from gscsync.errors import GscSyncError
+from gscsync.merge import merge_databases
+from gscsync.models import Outcome
 
 log = logging.getLogger("gscsync")
+DEMO_DB = Path("gscsync-demo.db")
 
 app = typer.Typer(
     name="gscsync",
     help="Copy Google Search Console performance data into SQLite, day by day.",
     invoke_without_command=True,
-    add_completion=False,
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -94,10 +99,11 @@ def _root(
         raise typer.Exit(0)
 
 
-@command(*FETCHING)
+@command(*FETCHING, sharding=True)
 def sync(
     opts: Options,
     dry_run: DryRun = False,
+    as_json: AsJson = False,
     reset_breaker: Annotated[
         bool, typer.Option("--reset-breaker", help="Close the circuit breaker, then run.")
     ] = False,
@@ -105,32 +111,42 @@ def sync(
     """Incremental run for cron: fetch the final days not stored yet.
 
     Every site and search type: the trailing GSCSYNC_SYNC_DAYS window, days that failed
-    before, and the days missed during an outage. Example: gscsync sync -s sc-domain:example.com
+    before, and the days missed during an outage. With --shard K/N, only the properties of
+    shard K of N (see gscsync merge). Example: gscsync sync -s sc-domain:example.com
     """
     settings = opts.settings()
     if dry_run:
-        print(render.sync_plan(commands.plan_sync(settings)))
+        jobs = commands.plan_sync(settings)
+        print(render.sync_plan_json(jobs) if as_json else render.sync_plan(jobs))
         return 0
-    with signals.graceful() as stop:
+    with signals.graceful() as stop, _json_summary(as_json):
         outcome = commands.run_sync(settings, stop=stop, reset_breaker=reset_breaker)
-    if not outcome.skipped:
-        log.info("%s", outcome.summary)
-    return outcome.exit_code
+    return _ended(outcome, as_json)
 
 
-@command(*FETCHING)
+@command(*FETCHING, sharding=True)
 def backfill(
     opts: Options,
     start: Annotated[
         str | None,
-        typer.Option("--start", help="First day, YYYY-MM-DD (default: the oldest the API serves)."),
+        typer.Option(
+            "--start",
+            metavar="DATE",
+            help="First day, YYYY-MM-DD (default: the oldest the API serves).",
+        ),
     ] = None,
     end: Annotated[
         str | None,
-        typer.Option("--end", help="Last day, YYYY-MM-DD (default: the newest final day)."),
+        typer.Option(
+            "--end",
+            metavar="DATE",
+            help="Last day, YYYY-MM-DD (default: today, Pacific; days the API does not "
+            "report final yet are skipped).",
+        ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Fetch days already final too.")] = False,
     dry_run: DryRun = False,
+    as_json: AsJson = False,
 ) -> int:
     """Fetch a range of days, newest first; resumable, and Ctrl-C stops cleanly.
 
@@ -142,13 +158,34 @@ def backfill(
     last = parse_date(end, "--end") if end else None
     if dry_run:
         plan = commands.plan_backfill(settings, start=first, end=last, force=force)
-        print(render.backfill_plan(plan))
+        print(render.backfill_plan_json(plan) if as_json else render.backfill_plan(plan))
         return 0
-    with signals.graceful() as stop, render.progress_display(opts.verbosity) as progress:
+    with (
+        signals.graceful() as stop,
+        render.progress_display(opts.verbosity if not as_json else -1) as progress,
+        _json_summary(as_json),
+    ):
         outcome = commands.run_backfill(
             settings, start=first, end=last, force=force, on_progress=progress, stop=stop
         )
-    if not outcome.skipped:
+    return _ended(outcome, as_json)
+
+
+@contextmanager
+def _json_summary(as_json: bool) -> Iterator[None]:
+    """With --json, a run that ends in an error still prints its summary document."""
+    try:
+        yield
+    except GscSyncError as exc:
+        if as_json and exc.outcome is not None:
+            print(render.run_json(exc.outcome))
+        raise
+
+
+def _ended(outcome: Outcome, as_json: bool) -> int:
+    if as_json:
+        print(render.run_json(outcome))
+    elif not outcome.skipped:
         log.info("%s", outcome.summary)
     return outcome.exit_code
 
@@ -159,7 +196,12 @@ def status(
     as_json: AsJson = False,
     max_age: Annotated[
         float,
-        typer.Option("--max-age", help="Hours after which the last sync counts as stale.", min=0),
+        typer.Option(
+            "--max-age",
+            metavar="HOURS",
+            help="Hours after which the last sync counts as stale.",
+            min=0,
+        ),
     ] = 36.0,
 ) -> int:
     """How fresh and complete is the data? No lock, no API call.
@@ -177,7 +219,7 @@ def status(
     return 0 if report.healthy else 1
 
 
-@command("site", "env_file", "verbose", "quiet")
+@command("site", "credentials", "env_file", "verbose", "quiet")
 def sites(opts: Options, as_json: AsJson = False) -> int:
     """List the properties the credentials can see, their permission, and which sync takes.
 
@@ -192,22 +234,23 @@ def sites(opts: Options, as_json: AsJson = False) -> int:
     return 0
 
 
-@command("site", "search_type", "db", "env_file", quiet=True)
-def check(opts: Options) -> int:
+@command("site", "search_type", "db", "credentials", "env_file", quiet=True)
+def check(opts: Options, as_json: AsJson = False) -> int:
     """Smoke test for first setup and CI: settings, credentials, database, lock, each site.
 
     One line per check; exit 0 only when all pass (2 settings, 3 credentials or access,
     1 otherwise). Example: gscsync check
     """
     results = commands.run_checks(opts.settings, today=pacific_today())
-    print(render.check_lines(results))
+    print(render.checks_json(results) if as_json else render.check_lines(results))
     return commands.checks_exit_code(results)
 
 
 @command("verbose", "quiet")
 def demo(
     opts: Options,
-    db: Annotated[Path, typer.Option("--db", help="Database to write.")] = Path("gscsync-demo.db"),
+    db: Annotated[Path, typer.Option("--db", metavar="PATH", help="Database to write.")] = DEMO_DB,
+    as_json: AsJson = False,
 ) -> int:
     """The whole pipeline with no Google account: a local API emulator, a real sync.
 
@@ -218,9 +261,10 @@ def demo(
 
     logs.configure("text", opts.verbosity if opts.verbose else -1)
     outcome = run_demo(db)
-    r = outcome.report
-    if not opts.quiet:
-        print(f"demo: {r.days_ok} day(s), {r.rows_written:,} rows, {r.requests} requests into {db}")
+    if as_json:
+        print(render.run_json(outcome))
+    elif not opts.quiet:
+        print(render.demo_summary(outcome.report, db))
         report = commands.status(Settings(db=db), max_age_hours=36.0)
         render.status_table(report, render.console())
     return outcome.exit_code
@@ -236,6 +280,27 @@ def datasette_metadata(opts: Options) -> int:
     from gscsync.datasette import metadata
 
     print(json.dumps(metadata(opts.settings().db.stem), indent=2))
+    return 0
+
+
+@command("log_format", "verbose", "quiet")
+def merge(
+    opts: Options,
+    out: Annotated[Path, typer.Argument(metavar="OUT.db", hidden=True, show_default=False)],
+    shards: Annotated[
+        list[Path], typer.Argument(metavar="SHARD.db", hidden=True, show_default=False)
+    ],
+) -> int:
+    """Combine the databases written by shards into one; rerun it to bring in newer days.
+
+    OUT.db is created if absent; each SHARD.db is a database written by a shard (sync
+    --shard K/N), best given by the same path each time. Per site, type and day, a final
+    day wins over a fresh or failed one, and the later fetch between two final ones; the
+    rows of a day come with it. Runs are kept with their origin (table merged_runs). One
+    line per shard. Example: gscsync merge all.db shard-1.db shard-2.db
+    """
+    opts.settings()  # logging, and the settings' checks as for every command
+    merge_databases(out, shards, on_merged=lambda merged: print(merged.summary, flush=True))
     return 0
 
 

@@ -49,6 +49,7 @@ from gscsync.planner import (
 from gscsync.plans import BackfillPlan, ledger_of, plan_backfill, plan_sync, with_reports
 from gscsync.pool import call_abandonable
 from gscsync.runlog import RunLog, error_for, ping
+from gscsync.shard import shard_sites
 from gscsync.store import check_db_path, open_store, open_store_readonly
 
 if TYPE_CHECKING:
@@ -149,6 +150,7 @@ def _fetching_run(
                     lambda: resolve_sites(settings.sites, client), stop, deadline, report
                 )
                 if sites is not None:
+                    sites = shard_sites(sites, settings.shard)  # --shard K/N: its share
                     report.sites = sites
                     engine = Engine(
                         store,
@@ -195,6 +197,7 @@ def _fetching_run(
         store.prune_runs(settings.retention_days)
     error = error_for(outcome)
     if error is not None:
+        error.outcome = outcome  # for --json
         raise error
     return outcome
 

@@ -1,7 +1,11 @@
 """Settings: one typed, frozen object resolved from flags, environment, ``.env``, defaults.
 
 Precedence, per setting: a command-line flag wins over the environment, which wins over
-the ``.env`` file (working directory, or ``--env-file``), which wins over the default.
+the ``.env`` file (working directory, or ``--env-file``), which wins over the default. A
+relative path in the ``.env`` file is relative to that file's directory; one from a flag or
+the environment, to the working directory. An unknown ``GSCSYNC_*`` name is never an
+error: ``Settings.warnings`` has a line for it naming the closest known one, which the CLI
+logs once logging is set up in the format asked for.
 Every invalid value raises ``ConfigError`` naming the variable or flag it came from, and so
 does a file setting that would make gscsync write a file it does not own (the database or
 its ``-wal``/``-shm``/``-journal``, the ``.env`` file, the credentials).
@@ -9,6 +13,7 @@ its ``-wal``/``-shm``/``-journal``, the ``.env`` file, the credentials).
 
 from __future__ import annotations
 
+import difflib
 import io
 import os
 import re
@@ -67,8 +72,11 @@ class Settings:
     split_budget: int = 40
     tables: tuple[tuple[str, str], ...] = tuple(("web", t) for t in REPORTS)
     hourly: bool = False
+    shard: tuple[int, int] | None = None  # (k, n): sync only shard k of n of the properties
     # Where each value came from ("GSCSYNC_DB", "--db", "default"): for error messages.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    # What the caller should warn about once logging is set up: unknown GSCSYNC_* names.
+    warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def reports_for(self, search_type: str) -> tuple[str, ...]:
         """The report tables to keep for ``search_type``."""
@@ -86,17 +94,19 @@ class _Spec:
     env: tuple[str, ...]
     flag: str | None
     parse: Callable[[Any, str], Any]
+    path: bool = False  # a file path: relative in the .env file means relative to its directory
 
 
 _SPECS: tuple[_Spec, ...] = (
     _Spec(
         "credentials",
         ("GSCSYNC_CREDENTIALS", "GOOGLE_APPLICATION_CREDENTIALS"),
-        None,
+        "--credentials",
         parse.optional(parse.path),
+        path=True,
     ),
     _Spec("sites", ("GSCSYNC_SITES",), "--site", parse.sites),
-    _Spec("db", ("GSCSYNC_DB",), "--db", parse.path),
+    _Spec("db", ("GSCSYNC_DB",), "--db", parse.path, path=True),
     _Spec("search_types", ("GSCSYNC_SEARCH_TYPES",), "--search-type", parse.search_types),
     _Spec("data_state", ("GSCSYNC_DATA_STATE",), None, parse.choice("final", "all")),
     _Spec("sync_days", ("GSCSYNC_SYNC_DAYS",), None, parse.whole(1, 540)),
@@ -109,10 +119,10 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec(
         "max_runtime", ("GSCSYNC_MAX_RUNTIME",), None, parse.optional(parse.seconds(7 * parse.DAY))
     ),
-    _Spec("lock_file", ("GSCSYNC_LOCK_FILE",), None, parse.optional(parse.path)),
+    _Spec("lock_file", ("GSCSYNC_LOCK_FILE",), None, parse.optional(parse.path), path=True),
     _Spec("log_format", ("GSCSYNC_LOG_FORMAT",), "--log-format", parse.choice("text", "json")),
     _Spec("healthcheck_url", ("GSCSYNC_HEALTHCHECK_URL",), None, parse.optional(parse.url)),
-    _Spec("metrics_file", ("GSCSYNC_METRICS_FILE",), None, parse.optional(parse.path)),
+    _Spec("metrics_file", ("GSCSYNC_METRICS_FILE",), None, parse.optional(parse.path), path=True),
     _Spec("breaker_threshold", ("GSCSYNC_BREAKER_THRESHOLD",), None, parse.whole(1, 10_000)),
     _Spec("breaker_cooldown", ("GSCSYNC_BREAKER_COOLDOWN",), None, parse.whole(1, 7 * 86400)),
     _Spec("retention_days", ("GSCSYNC_RETENTION_DAYS",), None, parse.whole(1, 36500)),
@@ -121,9 +131,16 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("tables", ("GSCSYNC_TABLES",), None, parse.tables),
     _Spec("hourly", ("GSCSYNC_HOURLY",), None, parse.boolean),
     _Spec("quota_patience", ("GSCSYNC_QUOTA_PATIENCE",), None, parse.seconds(parse.DAY, zero=True)),
+    _Spec("shard", ("GSCSYNC_SHARD",), "--shard", parse.optional(parse.shard)),
 )
+# Kubernetes: with GSCSYNC_SHARDS=N (and no GSCSYNC_SHARD), an Indexed Job's pod is shard
+# JOB_COMPLETION_INDEX + 1 of N (the index counts from 0).
+SHARDS_VAR, INDEX_VAR = "GSCSYNC_SHARDS", "JOB_COMPLETION_INDEX"
+PREFIX = "GSCSYNC_"
+IN_ENV_FILE = " (in .env)"
 
-ENV_VARS: tuple[str, ...] = tuple(name for spec in _SPECS for name in spec.env)
+# Every variable gscsync reads: the settings' names, and GSCSYNC_SHARDS.
+ENV_VARS: tuple[str, ...] = (*(name for spec in _SPECS for name in spec.env), SHARDS_VAR)
 
 
 def env_file_in_use(env_file: Path | None) -> Path | None:
@@ -168,8 +185,12 @@ def load_settings(
     *,
     environ: Mapping[str, str] | None = None,
     env_file: Path | None = None,
+    sharding: bool = False,
 ) -> Settings:
-    """Resolve every setting. ``flags`` maps field name to a value, None meaning "not given"."""
+    """Resolve every setting. ``flags`` maps field name to a value, None meaning "not given".
+
+    ``sharding``: the command syncs a shard (``sync``, ``backfill``), so ``GSCSYNC_SHARDS``
+    without ``JOB_COMPLETION_INDEX`` is an error rather than no shard."""
     flags = flags or {}
     environ = os.environ if environ is None else environ
     env_path = env_file_in_use(env_file)
@@ -179,19 +200,89 @@ def load_settings(
         if env_path is not None:  # unreadable as a .env file: is it the database?
             _refuse_env_file_is_db(env_path, env_file, _db_without_dotenv(flags, environ))
         raise
+    warnings = tuple(unknown_names(environ, dotenv, env_path))
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for spec in _SPECS:
         raw, source = _pick(spec, flags, environ, dotenv)
         if source == "default":
             continue
-        values[spec.attr] = spec.parse(raw, source)
+        value = spec.parse(raw, source)
+        if spec.path and env_path is not None and source.endswith(IN_ENV_FILE):
+            value = _beside(env_path, value)
+        values[spec.attr] = value
         sources[spec.attr] = source
-    settings = Settings(**values, sources=sources)
+    if values.get("shard") is None:
+        indexed = _shard_from_index(environ, dotenv, sharding)
+        if indexed is not None:
+            values["shard"], sources["shard"] = indexed
+    settings = Settings(**values, sources=sources, warnings=warnings)
     if env_path is not None:
         _refuse_env_file_is_db(env_path, env_file, settings.db)
     _refuse_foreign_writes(settings, env_path)
     return settings
+
+
+def _beside(env_path: Path, value: Path | None) -> Path | None:
+    """A path read from the env file: a relative one is relative to the file's directory."""
+    if value is None or value.is_absolute():
+        return value
+    return env_path.parent / value
+
+
+def _shard_from_index(
+    environ: Mapping[str, str], dotenv: Mapping[str, str], sharding: bool
+) -> tuple[tuple[int, int], str] | None:
+    """The shard of a Kubernetes Indexed Job's pod: ``GSCSYNC_SHARDS=N`` (environment or
+    env file) and ``JOB_COMPLETION_INDEX`` (environment; counts from 0) give shard
+    index+1 of N."""
+    if SHARDS_VAR in environ:
+        raw, source = environ[SHARDS_VAR], SHARDS_VAR
+    elif SHARDS_VAR in dotenv:
+        raw, source = dotenv[SHARDS_VAR], f"{SHARDS_VAR}{IN_ENV_FILE}"
+    else:
+        return None
+    if not raw.strip():
+        return None
+    n = parse.whole(1)(raw, source)
+    index = environ.get(INDEX_VAR, "").strip()
+    if not index:
+        if not sharding:
+            return None
+        raise ConfigError(
+            f"{source}={raw!r} needs {INDEX_VAR} (0 to {n - 1}: Kubernetes sets it in each pod "
+            f"of an Indexed Job); elsewhere give the shard as GSCSYNC_SHARD=K/N or --shard K/N"
+        )
+    if not (index.isascii() and index.isdigit()) or not int(index) < n:
+        raise ConfigError(
+            f"{INDEX_VAR}={index!r} must be a whole number from 0 to {n - 1} "
+            f"({source}={raw.strip()} shards, counted from 0)"
+        )
+    return (int(index) + 1, n), f"{INDEX_VAR} (with {source}={raw.strip()})"
+
+
+def unknown_names(
+    environ: Mapping[str, str], dotenv: Mapping[str, str], env_path: Path | None
+) -> list[str]:
+    """One warning line per ``GSCSYNC_*`` name gscsync does not read (a typo, such as the
+    singular of ``GSCSYNC_SITES``), naming where it is set and the closest known name."""
+    warned: dict[str, str] = {}
+    for where, names in (("the environment", environ), (f"the env file {env_path}", dotenv)):
+        for name in sorted(names):
+            if name.upper().startswith(PREFIX) and name not in ENV_VARS and name not in warned:
+                close = closest_name(name)
+                hint = f"did you mean {close}?" if close else "no known setting is like it"
+                warned[name] = (
+                    f"{name} (in {where}) is not a gscsync setting and is ignored; {hint}"
+                )
+    return list(warned.values())
+
+
+def closest_name(name: str) -> str | None:
+    """The known ``GSCSYNC_*`` name closest to ``name`` (difflib), if any is close."""
+    known = {known[len(PREFIX) :]: known for known in ENV_VARS if known.startswith(PREFIX)}
+    match = difflib.get_close_matches(name.upper()[len(PREFIX) :], known, n=1, cutoff=0.5)
+    return known[match[0]] if match else None
 
 
 # -- gscsync writes only files it owns -----------------------------------------------------

@@ -32,13 +32,14 @@ one place (``exit_code`` on the class) and prints its message as one line.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class GscSyncError(Exception):
     """Base of every gscsync error."""
 
     exit_code: ClassVar[int] = 1
+    outcome: Any = None  # the finished run's Outcome, when a run ended with this error
 
 
 class ConfigError(GscSyncError):

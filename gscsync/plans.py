@@ -23,6 +23,7 @@ from gscsync.planner import (
     estimate,
     sync_jobs,
 )
+from gscsync.shard import shard_sites
 from gscsync.store import Store, check_db_path, memory_store, open_store_readonly
 
 if TYPE_CHECKING:
@@ -113,11 +114,12 @@ def _check_offline(settings: Settings) -> Credentials:
 
 
 def _plan_sites(settings: Settings, credentials: Credentials) -> list[str]:
-    """The configured sites, or (GSCSYNC_SITES empty) what sites.list answers."""
+    """The configured sites, or (GSCSYNC_SITES empty) what sites.list answers; with
+    ``--shard K/N``, its share of them."""
     if settings.sites:
-        return list(settings.sites)
+        return shard_sites(settings.sites, settings.shard)
     with open_client(settings, credentials) as client:
-        return resolve_sites(settings.sites, client)
+        return shard_sites(resolve_sites(settings.sites, client), settings.shard)
 
 
 def plan_sync(settings: Settings, *, today: date | None = None) -> list[Job]:

@@ -82,7 +82,16 @@ COMMANDS = sorted(c.name or "" for c in app.registered_commands)
 
 
 def test_every_command_is_registered() -> None:
-    expected = ["sync", "backfill", "status", "sites", "check", "demo", "datasette-metadata"]
+    expected = [
+        "sync",
+        "backfill",
+        "status",
+        "sites",
+        "check",
+        "demo",
+        "datasette-metadata",
+        "merge",
+    ]
     assert COMMANDS == sorted(expected)
 
 

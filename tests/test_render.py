@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gscsync.render import _pct
+from gscsync.render import pct as _pct
 
 
 @pytest.mark.parametrize(
