@@ -123,7 +123,10 @@ def _fetching_run(
     today = today or pacific_today()
     credentials = load_credentials(settings.credentials)  # bad file: exit 2, DB untouched
     check_db_path(settings.db)
-    with hold_lock(settings.lock_path), open_store(settings.db, checked=True) as store:
+    with (
+        hold_lock(settings.lock_path),
+        open_store(settings.db, checked=True, mode=settings.file_mode) as store,
+    ):
         try:
             run = RunLog(command, settings, store, started)
         except StorageError as exc:  # no runs row to close: the monitor still hears of it
@@ -309,7 +312,7 @@ def checks_exit_code(checks: list[Check]) -> int:
 
 def _check_database(settings: Settings) -> Check:
     try:
-        open_store(settings.db).close()
+        open_store(settings.db, mode=settings.file_mode).close()
     except ConfigError as exc:
         return Check("database", False, str(exc), 1)
     return Check("database", True, f"{settings.db} opens and is migrated")

@@ -72,6 +72,7 @@ class Settings:
     split_budget: int = 40
     tables: tuple[tuple[str, str], ...] = tuple(("web", t) for t in REPORTS)
     hourly: bool = False
+    file_mode: int = 0o600  # the database, its WAL/SHM and the metrics file
     shard: tuple[int, int] | None = None  # (k, n): sync only shard k of n of the properties
     # Where each value came from ("GSCSYNC_DB", "--db", "default"): for error messages.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -130,6 +131,7 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("split_budget", ("GSCSYNC_SPLIT_BUDGET",), None, parse.whole(0, 1000)),
     _Spec("tables", ("GSCSYNC_TABLES",), None, parse.tables),
     _Spec("hourly", ("GSCSYNC_HOURLY",), None, parse.boolean),
+    _Spec("file_mode", ("GSCSYNC_FILE_MODE",), None, parse.file_mode),
     _Spec("quota_patience", ("GSCSYNC_QUOTA_PATIENCE",), None, parse.seconds(parse.DAY, zero=True)),
     _Spec("shard", ("GSCSYNC_SHARD",), "--shard", parse.optional(parse.shard)),
 )

@@ -12,10 +12,24 @@ CONFIG_LIMIT = 1_000_000  # bytes: settings and credentials files are far smalle
 SQLITE_SIDECARS = ("", "-wal", "-shm", "-journal")
 
 
-def create_private(path: Path) -> None:
-    """Create ``path`` if it does not exist, with mode 0600."""
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY, PRIVATE_MODE)
+def create_private(path: Path, mode: int = PRIVATE_MODE) -> None:
+    """Create ``path`` if it does not exist, with ``mode`` (0600 unless asked)."""
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, mode)
     os.close(fd)
+    os.chmod(path, mode)  # whatever the umask took away from a group-readable mode
+
+
+def apply_mode(path: Path, mode: int) -> None:
+    """Give ``path`` and SQLite's files beside it ``mode``, where they exist and are ours
+    (SQLite creates the WAL and SHM files with the database file's mode)."""
+    for suffix in SQLITE_SIDECARS:
+        item = Path(f"{path}{suffix}")
+        try:
+            st = item.stat()
+        except OSError:
+            continue
+        if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) != mode:
+            os.chmod(item, mode)
 
 
 def write_atomic(path: Path, text: str, mode: int = PRIVATE_MODE) -> None:

@@ -97,6 +97,18 @@ def shard(raw: Any, name: str) -> tuple[int, int]:
     return k, n
 
 
+def file_mode(raw: Any, name: str) -> int:
+    """``GSCSYNC_FILE_MODE``: ``0600`` (the owner only) or ``0640`` (the owner's group may
+    read: a dashboard or Datasette running as another user of that group)."""
+    value = str(raw).strip().lstrip("0") or "0"
+    if value not in ("600", "640"):
+        raise ConfigError(
+            f"{name}={raw!r} is not a file mode gscsync uses; use 0600 (the owner only) or "
+            "0640 (the owner's group may read too)"
+        )
+    return int(value, 8)
+
+
 def choice(*choices: str) -> Callable[[Any, str], str]:
     def parse(raw: Any, name: str) -> str:
         value = str(raw).strip().lower()

@@ -16,6 +16,7 @@ IN_WORDS = {
     "credentials": 'see "Credentials" below',
     "sites": "every property the credentials can read",
     "lock_file": "`<db>.lock`",
+    "file_mode": "`0600`",
 }
 
 

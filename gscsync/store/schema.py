@@ -18,7 +18,7 @@ from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 from gscsync.errors import ConfigError
-from gscsync.files import create_private
+from gscsync.files import PRIVATE_MODE, apply_mode, create_private
 from gscsync.store import detail, reports
 from gscsync.store.tables import DETAIL_COLUMNS, DETAIL_PK, LEDGER_TABLES, NOT_NULL_EXTRA
 
@@ -144,7 +144,9 @@ def check_db_path(path: Path) -> None:
         check_sqlite_file(path)
 
 
-def open_database(path: Path, *, checked: bool, busy_timeout_ms: int) -> Database:
+def open_database(
+    path: Path, *, checked: bool, busy_timeout_ms: int, mode: int = PRIVATE_MODE
+) -> Database:
     """Open (creating if needed) and migrate the database, or raise ConfigError.
 
     ``checked``: the caller already ran :func:`check_db_path` (before taking the lock).
@@ -153,7 +155,7 @@ def open_database(path: Path, *, checked: bool, busy_timeout_ms: int) -> Databas
         check_db_path(path)
     if not path.exists():
         try:
-            create_private(path)
+            create_private(path, mode)
         except OSError as exc:
             raise ConfigError(
                 f"cannot create the database {path} ({exc.strerror}); choose a writable GSCSYNC_DB"
@@ -171,6 +173,7 @@ def open_database(path: Path, *, checked: bool, busy_timeout_ms: int) -> Databas
         db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         refuse_foreign_or_newer(db, path)  # reads only: before anything is written
         db.enable_wal()
+        apply_mode(path, mode)  # the database, and the WAL and SHM files SQLite made
         db.execute("PRAGMA synchronous = NORMAL")
         migrations.apply(db)
     except BaseException as exc:

@@ -29,6 +29,7 @@ from sqlite_utils import Database
 
 from gscsync import __version__
 from gscsync.errors import StorageError
+from gscsync.files import PRIVATE_MODE
 from gscsync.models import (
     BreakerState,
     Coverage,
@@ -65,16 +66,21 @@ def utcnow() -> str:
 
 
 def open_store(
-    path: Path, *, checked: bool = False, busy_timeout_ms: int | None = None
+    path: Path,
+    *,
+    checked: bool = False,
+    busy_timeout_ms: int | None = None,
+    mode: int = PRIVATE_MODE,
 ) -> SqliteStore:
     """Open (creating if needed) and migrate the database, or raise ConfigError.
 
     ``checked``: the caller already ran ``check_db_path`` (before taking the lock). A
     database of another application (tables, no gscsync migration) is refused unchanged.
     ``busy_timeout_ms``: how long a write waits for another writer (``BUSY_TIMEOUT_MS``).
+    ``mode``: the database's file mode and its WAL's and SHM's (``GSCSYNC_FILE_MODE``).
     """
     timeout = BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms
-    db = open_database(Path(path), checked=checked, busy_timeout_ms=timeout)
+    db = open_database(Path(path), checked=checked, busy_timeout_ms=timeout, mode=mode)
     return SqliteStore(db, str(path), timeout)
 
 
