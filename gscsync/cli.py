@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from gscsync import __version__, commands, logs, render, signals
+from gscsync import __version__, commands, logs, render, runlog, signals
 from gscsync.cli_options import FETCHING, AsJson, DryRun, Options, with_shared_options
 from gscsync.config import Settings
 from gscsync.dates import pacific_today, parse_date
@@ -27,6 +28,9 @@ from gscsync.merge import merge_databases
 from gscsync.models import Outcome
 
 log = logging.getLogger("gscsync")
+# The commands a health check watches: their failures are pinged (GSCSYNC_HEALTHCHECK_URL).
+MONITORED = ("sync", "backfill")
+Notify = Callable[[int, str], None]
 DEMO_DB = Path("gscsync-demo.db")
 
 app = typer.Typer(
@@ -51,7 +55,10 @@ def command(*shared: str, **fixed: Any) -> Callable[[Callable[..., int]], Callab
         @functools.wraps(fn)
         def run(**kwargs: Any) -> None:
             opts = Options(**fixed, **{name: kwargs.pop(name) for name in shared})
-            _exit_with(lambda: fn(opts=opts, **kwargs), opts.verbosity)
+            notify: Notify | None = None
+            if fn.__name__ in MONITORED and not kwargs.get("dry_run"):
+                notify = functools.partial(runlog.notify_failure, os.environ, opts.env_file)
+            _exit_with(lambda: fn(opts=opts, **kwargs), opts.verbosity, notify)
 
         with_shared_options(run, fn, shared)
         app.command(name=fn.__name__.replace("_", "-"))(run)
@@ -60,24 +67,31 @@ def command(*shared: str, **fixed: Any) -> Callable[[Callable[..., int]], Callab
     return register
 
 
-def _exit_with(body: Callable[[], int], verbosity: int) -> NoReturn:
-    """The one map from outcome or error to exit code; never a traceback unless -v."""
+def _exit_with(body: Callable[[], int], verbosity: int, notify: Notify | None = None) -> NoReturn:
+    """The one map from outcome or error to exit code; never a traceback unless -v.
+
+    ``notify`` pings the health check of an error the run did not ping itself (bad
+    settings, the lock held: a run that never started)."""
     try:
         code = body()
     except GscSyncError as exc:
-        _fail(f"gscsync: error: {logs.scrub(str(exc)) or type(exc).__name__}", exc, verbosity)
-        code = exc.exit_code
+        line = f"gscsync: error: {logs.scrub(str(exc)) or type(exc).__name__}"
+        code = _fail(line, exc, verbosity, exc.exit_code, notify)
     except typer.Exit:
         raise
+    except KeyboardInterrupt as exc:  # a second Ctrl-C: the run closed itself as interrupted
+        code = _fail("gscsync: interrupted", exc, 0, 130, notify)
     except Exception as exc:  # a bug: still one line, the traceback only with -v
         message = f"{type(exc).__name__}: {logs.scrub(str(exc))}; rerun with -v for details"
-        _fail(f"gscsync: internal error: {message}", exc, verbosity)
-        code = 1
+        code = _fail(f"gscsync: internal error: {message}", exc, verbosity, 1, notify)
     raise typer.Exit(code)
 
 
-def _fail(line: str, exc: BaseException, verbosity: int) -> None:
+def _fail(line: str, exc: BaseException, verbosity: int, code: int, notify: Notify | None) -> int:
     logs.final_error(line, exc if verbosity > 0 else None)
+    if notify is not None and not runlog.reported(exc):
+        notify(code, line)
+    return code
 
 
 def _version(value: bool) -> None:
@@ -306,19 +320,22 @@ def merge(
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Console-script entry point."""
+    args = list(argv) if argv is not None else sys.argv[1:]
+    logs.configure_early(args, os.environ)  # a usage error is printed as --log-format says
     cli = typer.main.get_command(app)
     try:
-        result: Any = cli.main(
-            args=list(argv) if argv is not None else None,
-            prog_name="gscsync",
-            standalone_mode=False,
-        )
+        result: Any = cli.main(args=args, prog_name="gscsync", standalone_mode=False)
     except typer.Abort:
-        print("gscsync: interrupted", file=sys.stderr)
+        logs.final_error("gscsync: interrupted")
         sys.exit(130)
     except typer.TyperException as exc:  # usage errors: bad flag, bad value
         ctx = getattr(exc, "ctx", None)
         hint = f" (see: gscsync {ctx.info_name} --help)" if ctx is not None and ctx.parent else ""
-        print(f"gscsync: error: {exc.format_message()}{hint}", file=sys.stderr)
+        line = f"gscsync: error: {exc.format_message()}{hint}"
+        logs.final_error(line)
+        if ctx is not None and ctx.info_name in MONITORED and "--dry-run" not in args:
+            env_file = logs.argv_option(args, "--env-file")
+            env_path = Path(env_file) if env_file else None
+            runlog.notify_failure(os.environ, env_path, exc.exit_code, line)
         sys.exit(exc.exit_code)
     sys.exit(result if isinstance(result, int) else 0)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,7 @@ class Options:
 
     def settings(self) -> Settings:
         """Resolve the settings; logging is set up first, so a settings error still prints."""
-        early = self.log_format if self.log_format in ("text", "json") else "text"
+        early = logs.early_format(self.log_format, os.environ, self.env_file)
         logs.configure(early, self.verbosity)
         flags = {
             "sites": self.site,

@@ -25,12 +25,10 @@ from gscsync.errors import (
     GscSyncError,
     LockHeld,
     PermissionDenied,
-    StorageError,
 )
 from gscsync.fetch import resolve_sites
 from gscsync.hourly import sync_hourly
 from gscsync.lock import hold_lock
-from gscsync.logs import scrub
 from gscsync.models import (
     Check,
     Job,
@@ -48,7 +46,7 @@ from gscsync.planner import (
 )
 from gscsync.plans import BackfillPlan, ledger_of, plan_backfill, plan_sync, with_reports
 from gscsync.pool import call_abandonable
-from gscsync.runlog import RunLog, error_for, ping
+from gscsync.runlog import RunLog, error_for, ping_disabled
 from gscsync.shard import shard_sites
 from gscsync.store import check_db_path, open_store, open_store_readonly
 
@@ -118,6 +116,7 @@ def _fetching_run(
 ) -> Outcome:
     if not settings.enabled:
         log.info("GSCSYNC_ENABLED is off: %s is disabled, nothing was done", command)
+        ping_disabled(settings.healthcheck_url, command)
         return Outcome(command, RunReport(), "skipped", 0, f"{command} is disabled", skipped=True)
     started = time.monotonic()
     today = today or pacific_today()
@@ -127,11 +126,7 @@ def _fetching_run(
         hold_lock(settings.lock_path),
         open_store(settings.db, checked=True, mode=settings.file_mode) as store,
     ):
-        try:
-            run = RunLog(command, settings, store, started)
-        except StorageError as exc:  # no runs row to close: the monitor still hears of it
-            ping(settings.healthcheck_url, "fail", scrub(f"gscsync {command} failed: {exc}"))
-            raise
+        run = RunLog(command, settings, store, started)  # fails: the CLI pings the error
         breaker = Breaker(
             store.load_breaker(),
             threshold=settings.breaker_threshold,
@@ -145,7 +140,7 @@ def _fetching_run(
         deadline = started + settings.max_runtime if settings.max_runtime else None
         try:
             breaker.admit_run()
-            ping(settings.healthcheck_url, "start")
+            run.ping_start()
             with open_client(
                 settings, credentials, breaker, stop=stop, deadline=deadline
             ) as client:

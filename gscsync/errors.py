@@ -73,9 +73,11 @@ class LockHeld(GscSyncError):
 
     def __init__(self, path: str, pid: int | None) -> None:
         holder = f"pid {pid}" if pid else "another process"
+        see = f"ps -o pid,lstart,args -p {pid}" if pid else f"fuser -v {path}"
         super().__init__(
-            f"another gscsync run ({holder}) holds the lock {path}; "
-            "wait for it to finish or set GSCSYNC_LOCK_FILE"
+            f"another gscsync run ({holder}) holds the lock {path}; wait for it to finish, "
+            f"then run again (`{see}` shows it; the lock file holds its pid and start time). "
+            "Another GSCSYNC_LOCK_FILE is no way around it: two runs would write one database"
         )
         self.path = path
         self.pid = pid

@@ -9,14 +9,19 @@ process dies, however it dies, so a crashed run never leaves a stale lock behind
    (asked of the socket, ``SO_PEERCRED``). This is what makes deleting the lock file safe:
    with an flock alone, ``rm`` of the file (by hand, by a tmp cleaner) while a run held it
    let the next run create a new file, lock that new inode and write at once.
-2. **An ``fcntl.flock`` on the lock file**, which holds the owner's pid. After the flock the
+2. **An ``fcntl.flock`` on the lock file**, which holds the owner's pid and start time
+   (``4242 2026-03-06T04:00:00Z``: ``cat`` it to see who holds the lock). After the flock the
    path must still name the locked inode (a file replaced or removed between the open and
    the flock is opened again), and the file stays when the run ends (removing it would
    race a new run). This lock also works across network namespaces (containers sharing a
    volume) and on systems without abstract sockets, where the guard is not taken.
 
-The lock file is gscsync's own: one that holds anything but a pid (another program's
-file, a database reached through a symlink) is refused untouched (exit 2).
+The lock file is gscsync's own: one that holds anything but a pid and a start time
+(another program's file, a database reached through a symlink) is refused untouched
+(exit 2). A lock file an older gscsync wrote (a pid alone) is taken as its own.
+
+The way past a held lock is to wait for the holder, never another ``GSCSYNC_LOCK_FILE``:
+two runs with two lock files would write the same database.
 """
 
 from __future__ import annotations
@@ -25,27 +30,59 @@ import errno
 import fcntl
 import hashlib
 import os
+import re
 import socket
 import struct
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 from gscsync.errors import ConfigError, LockHeld
-from gscsync.files import PRIVATE_MODE
+from gscsync.files import PRIVATE_MODE, read_small_file
 
 OPEN_ATTEMPTS = 5  # the lock file was replaced between open and flock this often: give up
 _CRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+# What a lock file may hold: "<pid> <start, UTC>", or "<pid>" as older versions wrote it.
+_CONTENT = re.compile(rb"(?P<pid>\d+)(?: (?P<started>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ))?")
+_HEAD = 128  # bytes read to judge a lock file: far more than it ever holds
+
+
+class Holder(NamedTuple):
+    """Who a lock file says holds it."""
+
+    pid: int
+    started: str | None  # ISO 8601 UTC, None in a file an older version wrote
+
+
+def parse_holder(content: bytes) -> Holder | None:
+    """The holder a lock file's content names; None for an empty or foreign content."""
+    match = _CONTENT.fullmatch(content.strip())
+    if match is None:
+        return None
+    started = match.group("started")
+    return Holder(int(match.group("pid")), started.decode("ascii") if started else None)
+
+
+def read_holder(path: Path) -> Holder | None:
+    """The holder written in a lock file, if any."""
+    try:
+        return parse_holder(read_small_file(path, _HEAD))
+    except (OSError, ValueError):  # gone, unreadable, or not a small regular file
+        return None
 
 
 def read_pid(path: Path) -> int | None:
     """The pid written in a lock file, if any."""
-    try:
-        text = path.read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-    return int(text) if text.isdigit() else None
+    holder = read_holder(path)
+    return holder.pid if holder else None
+
+
+def holder_line() -> bytes:
+    """What a run writes in the lock file it holds: its pid and start time (UTC)."""
+    return f"{os.getpid()} {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n".encode()
 
 
 @contextmanager
@@ -57,7 +94,7 @@ def hold_lock(path: Path) -> Iterator[None]:
         try:
             _refuse_foreign(fd, path)
             os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+            os.pwrite(fd, holder_line(), 0)
             try:
                 yield
             finally:
@@ -102,8 +139,8 @@ def _names(path: Path, fd: int) -> bool:
 
 
 def _refuse_foreign(fd: int, path: Path) -> None:
-    head = os.pread(fd, 64, 0)
-    if head.strip() and not head.strip().isdigit():
+    head = os.pread(fd, _HEAD, 0)
+    if head.strip() and parse_holder(head) is None:
         raise ConfigError(
             f"lock file {path} holds something other than a pid (another program's file?); "
             "gscsync writes only files it owns: set GSCSYNC_LOCK_FILE to a path of its own"

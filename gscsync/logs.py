@@ -117,31 +117,46 @@ def final_error(line: str, exc: BaseException | None = None) -> None:
         print(trace, end="", file=sys.stderr)
 
 
-def configure(fmt: str = "text", verbosity: int = 0, stream: TextIO | None = None) -> None:
-    """Send the ``gscsync`` logger to stderr. verbosity: -1 quiet, 0 normal, 1+ debug.
+_OURS = "_gscsync_handler"  # marks the handlers configure() installs, to replace them only
 
-    Python warnings (a library's ``UserWarning``) go through the same handler, so under
-    ``json`` they are JSON lines too, scrubbed like everything else."""
-    _FORMAT[0] = fmt
+
+def _handler(fmt: str, stream: TextIO | None) -> logging.Handler:
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(_Scrub())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    setattr(handler, _OURS, True)
+    return handler
+
+
+def configure(fmt: str = "text", verbosity: int = 0, stream: TextIO | None = None) -> None:
+    """Send the ``gscsync`` logger to stderr. verbosity: -1 quiet, 0 normal, 1+ debug.
+
+    Warnings of the libraries (their loggers' warnings and errors, Python ``warnings``
+    such as google-auth's ``UserWarning``) go to stderr through a handler of the same
+    format on the root logger: under ``json`` every line on stderr is JSON, and every
+    line is scrubbed. Other handlers on the root logger are left alone."""
+    _FORMAT[0] = fmt
+    logger = logging.getLogger("gscsync")
+    for old in list(logger.handlers):
+        logger.removeHandler(old)
+    logger.addHandler(_handler(fmt, stream))
     level = logging.INFO
     if verbosity < 0:
         level = logging.WARNING
     elif verbosity > 0:
         level = logging.DEBUG
-    for name, at in (("gscsync", level), ("py.warnings", logging.WARNING)):
-        logger = logging.getLogger(name)
-        for old in list(logger.handlers):
-            logger.removeHandler(old)
-        logger.addHandler(handler)
-        logger.setLevel(at)
-        logger.propagate = False
-    logging.captureWarnings(True)
+    logger.setLevel(level)
+    logger.propagate = False
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, _OURS, False)]:
+        root.removeHandler(old)
+    libraries = _handler(fmt, stream)
+    libraries.setLevel(logging.WARNING)
+    root.addHandler(libraries)
+    logging.captureWarnings(True)  # warnings.warn(...) -> the "py.warnings" logger -> root
 
 
 # -- the log format before the settings are loaded ----------------------------------------

@@ -1,28 +1,46 @@
 """One run's record: its ``runs`` row, how it ended (status, exit code, summary), the
 health-check pings and the Prometheus textfile. The one place a report becomes an outcome.
+
+The ping contract (healthchecks.io's pinging API): ``<url>/start`` when a run starts,
+``<url>`` when it ends with exit 0, ``<url>/<exit code>`` when it ends with any other
+(healthchecks.io takes 1-255 as a failure and shows the code), each with ``?rid=<uuid>``,
+one per run, so the start and the end of a run pair up even when runs overlap. An error
+before a run could start (bad settings: 2, the lock held: 75) is pinged the same way by
+:func:`notify_failure`, and a run disabled by ``GSCSYNC_ENABLED`` pings success with a body
+saying so (:func:`ping_disabled`). A ping never fails a run: a refused connection, a
+timeout or an answer other than 2xx is one warning.
 """
 
 from __future__ import annotations
 
-import calendar
 import logging
+import sys
 import time
-from datetime import date
+import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
 
+from gscsync import __version__, parse
 from gscsync.api.breaker import Breaker
 from gscsync.config import Settings
-from gscsync.errors import GscSyncError, Interrupted, NoAccessibleSite, StorageError
-from gscsync.files import write_atomic
-from gscsync.logs import scrub
+from gscsync.errors import (
+    ConfigError,
+    GscSyncError,
+    Interrupted,
+    LockHeld,
+    NoAccessibleSite,
+    StorageError,
+)
+from gscsync.logs import peek_setting, scrub
 from gscsync.models import Outcome, RunReport, RunStatus
 from gscsync.store import Store
 
 log = logging.getLogger("gscsync")
 PING_TIMEOUT = 10.0
-METRICS_MODE = 0o640  # node_exporter's group may read it; nobody else
+USER_AGENT = f"gscsync/{__version__}"
+_REPORTED = "_gscsync_pinged"  # set on an error whose ending was already pinged
 
 
 def conclude(report: RunReport) -> tuple[RunStatus, int]:
@@ -58,19 +76,23 @@ def summary_line(command: str, status: str, report: RunReport, error: str | None
 
 
 def error_for(outcome: Outcome) -> GscSyncError | None:
-    """The error a finished run ends with, if its exit code calls for one."""
+    """The error a finished run ends with, if its exit code calls for one (its ending
+    was pinged when the run closed)."""
     r = outcome.report
+    error: GscSyncError | None = None
     if outcome.exit_code == NoAccessibleSite.exit_code:
-        return NoAccessibleSite(
+        error = NoAccessibleSite(
             "no configured site is accessible: "
             + "; ".join(f"{s}: {m}" for s, m in r.denied_sites.items())
         )
-    if outcome.exit_code == Interrupted.exit_code:
-        return Interrupted(
+    elif outcome.exit_code == Interrupted.exit_code:
+        error = Interrupted(
             f"interrupted: {r.days_ok} day(s) committed, nothing half-written; "
             f"run `gscsync {outcome.command}` again to continue"
         )
-    return None
+    if error is not None:
+        mark_reported(error)
+    return error
 
 
 class RunLog:
@@ -81,14 +103,35 @@ class RunLog:
         self.settings = settings
         self.store = store
         self.started = started
+        self.rid = new_rid()  # the health check's run id: on the start and the end ping
         self.run_id = store.start_run(command)
+
+    def ping_start(self) -> None:
+        """``<url>/start?rid=...``: the health check's timer for this run."""
+        ping(self.settings.healthcheck_url, "start", rid=self.rid)
 
     def finish(self, report: RunReport, breaker: Breaker) -> Outcome:
         """Close the run from its report: the usual ending."""
         status, code = conclude(report)
-        return self.close(report, status, code, breaker, error=summary_error(report))
+        return self._record(report, status, code, breaker, error=summary_error(report))
 
     def close(
+        self,
+        report: RunReport,
+        status: RunStatus,
+        code: int,
+        breaker: Breaker,
+        *,
+        error: str | None,
+    ) -> Outcome:
+        """Close the run that an exception ends, from the handler of that exception: it is
+        marked as pinged (:func:`reported`), so the CLI does not ping it a second time."""
+        handled = sys.exception()
+        if handled is not None:
+            mark_reported(handled)
+        return self._record(report, status, code, breaker, error=error)
+
+    def _record(
         self,
         report: RunReport,
         status: RunStatus,
@@ -109,9 +152,10 @@ class RunLog:
         except StorageError as exc:
             log.error("the run could not be recorded: %s", exc)
         summary = summary_line(self.command, status, report, error)
-        if status != "skipped":
-            ping(self.settings.healthcheck_url, "success" if code == 0 else "fail", summary)
+        ping(self.settings.healthcheck_url, end_kind(code), summary, rid=self.rid)
         if self.settings.metrics_file is not None:
+            from gscsync.metrics import write_metrics  # prometheus_client: only when used
+
             try:
                 write_metrics(
                     self.settings.metrics_file,
@@ -122,69 +166,93 @@ class RunLog:
                     counts=counts._asdict(),
                     breaker_open=breaker.state.state == "open",
                     newest_final=newest,
+                    mode=self.settings.file_mode,
                 )
             except OSError as exc:
                 log.error("metrics file %s not written: %s", self.settings.metrics_file, exc)
         return Outcome(self.command, report, status, code, summary, skipped=status == "skipped")
 
 
-def ping(url: str | None, kind: str, body: str = "") -> None:
-    """``<url>/start``, ``<url>`` (success) or ``<url>/fail``; a failed ping only warns."""
+# -- health-check pings -------------------------------------------------------------------
+
+
+def new_rid() -> str:
+    """A run id as healthchecks.io wants it: a UUID in canonical lowercase form."""
+    return str(uuid.uuid4())
+
+
+def end_kind(exit_code: int) -> str:
+    """What an ending pings: ``success`` for 0; ``log`` for 75 (another run holds the
+    lock: this one never started, which is not a failure — the check stays up and the
+    event shows in its log); else the exit code (``<url>/4``), a failure."""
+    if exit_code == 0:
+        return "success"
+    return "log" if exit_code == LockHeld.exit_code else str(exit_code)
+
+
+def ping_url(url: str, kind: str, rid: str | None = None) -> httpx.URL:
+    """``<url>`` for success, else ``<url>/<kind>``, plus ``?rid=``; a query the URL
+    already has (``?create=1`` for a slug URL) is kept."""
+    base = httpx.URL(url)
+    path = base.path.rstrip("/") + ("" if kind == "success" else f"/{kind}")
+    target = base.copy_with(path=path)
+    return target.copy_merge_params({"rid": rid}) if rid else target
+
+
+def ping(url: str | None, kind: str, body: str = "", *, rid: str | None = None) -> None:
+    """POST ``body`` (scrubbed) to the ping URL of ``kind``: ``start``, ``success``, an
+    exit code, or ``fail``/``log``. Never raises: whatever goes wrong is one warning."""
     if not url:
         return
-    target = url if kind == "success" else f"{url}/{kind}"
     try:
-        httpx.post(target, content=scrub(body).encode(), timeout=PING_TIMEOUT)
-    except httpx.HTTPError as exc:
-        log.warning("healthcheck ping %s failed: %s", kind, type(exc).__name__)
-
-
-def label_value(text: str) -> str:
-    """A Prometheus label value: scrubbed, with backslash, quote and newline escaped."""
-    return scrub(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def write_metrics(
-    path: Path,
-    *,
-    command: str,
-    status: str,
-    exit_code: int,
-    duration: float,
-    counts: dict[str, int],
-    breaker_open: bool,
-    newest_final: dict[tuple[str, str], str],
-) -> None:
-    """Rewrite the node_exporter textfile atomically."""
-    labels = f'command="{command}"'
-    lines = [
-        "# HELP gscsync_last_run_timestamp_seconds When the last run finished.",
-        "# TYPE gscsync_last_run_timestamp_seconds gauge",
-        f"gscsync_last_run_timestamp_seconds{{{labels}}} {time.time():.0f}",
-        "# HELP gscsync_last_run_exit_code Exit code of the last run.",
-        "# TYPE gscsync_last_run_exit_code gauge",
-        f'gscsync_last_run_exit_code{{{labels},status="{status}"}} {exit_code}',
-        "# HELP gscsync_last_run_duration_seconds Wall time of the last run.",
-        "# TYPE gscsync_last_run_duration_seconds gauge",
-        f"gscsync_last_run_duration_seconds{{{labels}}} {duration:.3f}",
-    ]
-    for name, value in sorted(counts.items()):
-        lines += [
-            f"# TYPE gscsync_last_run_{name} gauge",
-            f"gscsync_last_run_{name}{{{labels}}} {value}",
-        ]
-    lines += [
-        "# HELP gscsync_breaker_open 1 while the circuit breaker is open.",
-        "# TYPE gscsync_breaker_open gauge",
-        f"gscsync_breaker_open {int(breaker_open)}",
-        "# HELP gscsync_newest_final_day_timestamp_seconds Newest final day stored (UTC midnight).",
-        "# TYPE gscsync_newest_final_day_timestamp_seconds gauge",
-    ]
-    for (site, search_type), day in sorted(newest_final.items()):
-        epoch = calendar.timegm(date.fromisoformat(day).timetuple())
-        site_label = label_value(site)
-        lines.append(
-            f'gscsync_newest_final_day_timestamp_seconds{{site="{site_label}",'
-            f'search_type="{search_type}"}} {epoch:.0f}'
+        answer = httpx.post(
+            ping_url(url, kind, rid),
+            content=scrub(body).encode(),
+            headers={"User-Agent": USER_AGENT},
+            timeout=PING_TIMEOUT,
         )
-    write_atomic(path, "\n".join(lines) + "\n", mode=METRICS_MODE)
+    except Exception as exc:  # a ping never fails the run, whatever happens to it
+        log.warning("healthcheck ping %s failed: %s", kind, type(exc).__name__)
+        return
+    if not answer.is_success:
+        log.warning(
+            "healthcheck ping %s failed: the monitor answered %d %s (is "
+            "GSCSYNC_HEALTHCHECK_URL the check's ping URL?)",
+            kind,
+            answer.status_code,
+            answer.reason_phrase,
+        )
+
+
+def ping_disabled(url: str | None, command: str) -> None:
+    """A run disabled by ``GSCSYNC_ENABLED``: a success ping whose body says so, so the
+    check stays up through a planned pause (healthchecks.io shows the body)."""
+    body = f"gscsync {command} is disabled (GSCSYNC_ENABLED is off): nothing was done"
+    ping(url, "success", body, rid=new_rid())
+
+
+def notify_failure(
+    environ: Mapping[str, str], env_file: Path | None, exit_code: int, message: str
+) -> None:
+    """Ping the failure of a run that ended before it could ping itself: bad settings
+    (exit 2), the lock held by another run (75), a database that cannot be opened. The
+    URL is ``GSCSYNC_HEALTHCHECK_URL`` from ``environ``, else from the ``.env`` file
+    (``env_file``, else ``./.env``); a missing, unreadable or invalid one pings nothing."""
+    if exit_code == 0:
+        return
+    raw = peek_setting("GSCSYNC_HEALTHCHECK_URL", environ, env_file)
+    try:
+        url = parse.optional(parse.url)(raw, "GSCSYNC_HEALTHCHECK_URL")
+    except ConfigError:
+        return
+    ping(url, end_kind(exit_code), message, rid=new_rid())
+
+
+def mark_reported(exc: BaseException) -> None:
+    """Note that the run ``exc`` ends has pinged its ending already."""
+    setattr(exc, _REPORTED, True)
+
+
+def reported(exc: BaseException) -> bool:
+    """Whether the ending ``exc`` brings was pinged already (by the run it ended)."""
+    return bool(getattr(exc, _REPORTED, False))

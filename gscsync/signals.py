@@ -19,6 +19,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from gscsync import logs  # light: the standard library only
+
 log = logging.getLogger("gscsync")
 STOP = threading.Event()
 _graceful = threading.Event()
@@ -26,7 +28,7 @@ _graceful = threading.Event()
 
 def _handler(signum: int, _frame: object) -> None:
     if not _graceful.is_set():  # nothing under way that could be left half-done
-        sys.stderr.write("gscsync: interrupted\n")
+        logs.final_error("gscsync: interrupted")
         sys.stderr.flush()
         os._exit(130)
     if not STOP.is_set():

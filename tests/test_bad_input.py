@@ -218,7 +218,7 @@ def test_healthcheck_pings_and_metrics_on_success(
     prom = (tmp_path / "gscsync.prom").read_text()
     assert 'gscsync_last_run_exit_code{command="sync",status="ok"} 0' in prom
     assert 'gscsync_last_run_days_ok{command="sync"} ' in prom
-    assert f'gscsync_newest_final_day_timestamp_seconds{{site="{S1}",search_type="web"}}' in prom
+    assert f'gscsync_newest_final_day_timestamp_seconds{{search_type="web",site="{S1}"}}' in prom
     assert "gscsync_breaker_open 0" in prom
     for path in (api_env, tmp_path / "gsc.db.lock", tmp_path / "gscsync.prom"):
         assert not stat.S_IMODE(path.stat().st_mode) & stat.S_IROTH, path
@@ -229,7 +229,7 @@ def test_healthcheck_fail_ping_when_no_site_is_accessible(
 ) -> None:
     observed.forbidden.add(S1)
     assert run_cli("sync") == 3
-    assert observed.pings == ["/check-1/start", "/check-1/fail"]
+    assert observed.pings == ["/check-1/start", "/check-1/3"]  # the exit code
     assert 'status="failed"} 3' in (tmp_path / "gscsync.prom").read_text()
 
 

@@ -65,7 +65,7 @@ def test_a_bug_in_a_worker_fails_that_day_alone(
     assert {s for s, _ in days.values()} == {"final"} and len(days) >= 4  # the others went on
     (status, err), *_ = runs(api_env)
     assert status == "partial" and "internal error: ValueError" in err
-    assert observed.pings[-1] == "/check-1/fail"
+    assert observed.pings[-1] == "/check-1/1"  # exit 1
 
 
 def test_a_bug_outside_the_workers_still_closes_the_run(
@@ -83,7 +83,7 @@ def test_a_bug_outside_the_workers_still_closes_the_run(
     err = capsys.readouterr().err
     assert "internal error: KeyError" in err and "Traceback" not in err
     assert runs(api_env) == [("failed", "internal error: KeyError: 'surprise'")]
-    assert observed.pings == ["/check-1/start", "/check-1/fail"]
+    assert observed.pings == ["/check-1/start", "/check-1/1"]
     assert 'status="failed"} 1' in (tmp_path / "gscsync.prom").read_text()
 
 
@@ -110,7 +110,7 @@ def test_a_database_that_refuses_a_write_ends_the_run_cleanly_keeping_committed_
     assert sorted(d for d, (s, _) in ledger(api_env).items() if s == "final") == sorted(written)
     (status, error), *_ = runs(api_env)
     assert status == "failed" and "locked" in error
-    assert observed.pings[-1] == "/check-1/fail"
+    assert observed.pings[-1] == "/check-1/1"  # exit 1
     assert "gscsync_last_run_days_ok" in (tmp_path / "gscsync.prom").read_text()
 
 
