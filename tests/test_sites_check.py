@@ -155,3 +155,16 @@ def test_check_says_when_syncing_is_disabled(
     monkeypatch.setenv("GSCSYNC_ENABLED", "false")
     assert run_cli("check", "-s", S1) == 0
     assert "GSCSYNC_ENABLED is false: sync and backfill do nothing" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", [("check",), ("sync",), ("sync", "--dry-run")])
+def test_a_world_readable_key_is_warned_about_once(
+    served: FakeGsc,
+    capsys: pytest.CaptureFixture[str],
+    api_env: Path,
+    sa_key: Path,
+    command: tuple[str, ...],
+) -> None:
+    sa_key.chmod(0o644)
+    run_cli(*command, "-s", S1)
+    assert capsys.readouterr().err.count("readable by every user on this machine") == 1
