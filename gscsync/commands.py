@@ -46,7 +46,7 @@ from gscsync.planner import (
 )
 from gscsync.plans import BackfillPlan, ledger_of, plan_backfill, plan_sync, with_reports
 from gscsync.pool import call_abandonable
-from gscsync.runlog import RunLog, error_for, ping_disabled
+from gscsync.runlog import RunLog, error_for, metrics_disabled, ping_disabled
 from gscsync.shard import shard_sites
 from gscsync.store import check_db_path, open_store, open_store_readonly
 
@@ -117,6 +117,7 @@ def _fetching_run(
     if not settings.enabled:
         log.info("GSCSYNC_ENABLED is off: %s is disabled, nothing was done", command)
         ping_disabled(settings.healthcheck_url, command)
+        metrics_disabled(settings, command)
         return Outcome(command, RunReport(), "skipped", 0, f"{command} is disabled", skipped=True)
     started = time.monotonic()
     today = today or pacific_today()

@@ -65,7 +65,9 @@ PER_COMMAND: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 BREAKER_OPEN = "gscsync_breaker_open"
 NEWEST_FINAL = "gscsync_newest_final_day_timestamp_seconds"
+ENABLED = "gscsync_enabled"
 CURRENT: dict[str, tuple[str, tuple[str, ...]]] = {
+    ENABLED: ("0 while GSCSYNC_ENABLED is off: runs do nothing (a planned pause).", ()),
     BREAKER_OPEN: ("1 while the circuit breaker is open: runs exit 4 without a request.", ()),
     NEWEST_FINAL: (
         "Newest final day stored for a site and search type (its UTC midnight, Unix time).",
@@ -111,23 +113,30 @@ def write_metrics(
     duration: float,
     counts: Mapping[str, int],
     breaker_open: bool,
-    newest_final: Mapping[tuple[str, str], str],
+    newest_final: Mapping[tuple[str, str], str] | None,
     now: float | None = None,
     mode: int = METRICS_MODE,
 ) -> None:
     """Rewrite the textfile with this run of ``command`` and the other commands' last runs
-    as the file held them. Called under the run's lock, so no other run writes meanwhile."""
+    as the file held them. Called under the run's lock, so no other run writes meanwhile.
+    A disabled run (``status`` skipped, ``newest_final`` None: it read no database) keeps
+    the current state as the file held it, says ``gscsync_enabled 0``, and is no success."""
     now = round(time.time() if now is None else now)  # whole seconds, as cron is
+    disabled = newest_final is None
+    succeeded = exit_code == 0 and not disabled
     snap = Snapshot()
     for name, labels, value in _previous(path):
+        if disabled and name in (BREAKER_OPEN, NEWEST_FINAL):
+            snap.set(name, value, **labels)  # the state as the last real run left it
         if name not in PER_COMMAND or "command" not in labels:
             continue
-        keep_own_success = name == "gscsync_last_success_timestamp_seconds" and exit_code != 0
+        keep_own_success = name == "gscsync_last_success_timestamp_seconds" and not succeeded
         if labels["command"] != command or keep_own_success:
             if set(labels) == set(PER_COMMAND[name][1]):
                 snap.set(name, value, **labels)
     snap.set("gscsync_last_run_timestamp_seconds", now, command=command)
-    if exit_code == 0:
+    snap.set(ENABLED, 0 if disabled else 1)
+    if succeeded:
         snap.set("gscsync_last_success_timestamp_seconds", now, command=command)
     snap.set("gscsync_last_run_exit_code", exit_code, command=command, status=status)
     snap.set("gscsync_last_run_duration_seconds", round(duration, 3), command=command)
@@ -135,6 +144,9 @@ def write_metrics(
         family = f"gscsync_last_run_{name}"
         if family in PER_COMMAND:
             snap.set(family, value, command=command)
+    if newest_final is None:  # disabled
+        _write(path, snap, mode)
+        return
     snap.set(BREAKER_OPEN, int(breaker_open))
     for (site, search_type), day in newest_final.items():
         epoch = calendar.timegm(date.fromisoformat(day).timetuple())

@@ -256,3 +256,27 @@ def mark_reported(exc: BaseException) -> None:
 def reported(exc: BaseException) -> bool:
     """Whether the ending ``exc`` brings was pinged already (by the run it ended)."""
     return bool(getattr(exc, _REPORTED, False))
+
+
+def metrics_disabled(settings: Settings, command: str) -> None:
+    """A run disabled by ``GSCSYNC_ENABLED``: the metrics file says so (``gscsync_enabled
+    0``, the run ``skipped``), keeping what the last real run left; never raises."""
+    if settings.metrics_file is None:
+        return
+    from gscsync.metrics import write_metrics  # prometheus_client: only when used
+
+    zero = {"days_ok": 0, "days_failed": 0, "rows_written": 0, "requests": 0}
+    try:
+        write_metrics(
+            settings.metrics_file,
+            command=command,
+            status="skipped",
+            exit_code=0,
+            duration=0.0,
+            counts=zero,
+            breaker_open=False,
+            newest_final=None,
+            mode=settings.file_mode,
+        )
+    except OSError as exc:
+        log.warning("metrics file %s not written: %s", settings.metrics_file, exc)

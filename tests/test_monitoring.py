@@ -523,3 +523,26 @@ def test_a_whole_run_with_a_refused_ping_writes_only_json_to_stderr(
     assert run_cli("sync", "--log-format", "json") == 0
     docs = json_lines(capsys.readouterr().err)
     assert sum("answered 404" in str(d["msg"]) for d in docs) == 2
+
+
+def test_a_disabled_run_says_so_in_the_metrics_and_keeps_the_last_real_state(
+    hc: HealthCheck, fake: FakeGsc, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prom = tmp_path / "gscsync.prom"
+    monkeypatch.setenv("GSCSYNC_METRICS_FILE", str(prom))
+    assert run_cli("sync") == 0
+    before = families(prom)
+    monkeypatch.setenv("GSCSYNC_ENABLED", "false")
+    assert run_cli("sync") == 0
+    after = families(prom)
+    assert after["gscsync_enabled"] == {(): 0.0}
+    assert after["gscsync_last_run_exit_code"] == {
+        (("command", "sync"), ("status", "skipped")): 0.0
+    }
+    # nothing was synced: the last success stays the real run's, the state stays its view
+    for name in (
+        "gscsync_last_success_timestamp_seconds",
+        "gscsync_newest_final_day_timestamp_seconds",
+    ):
+        assert after[name] == before[name], name
+    assert before["gscsync_enabled"] == {(): 1.0}
