@@ -128,13 +128,14 @@ def sync(
     before, and the days missed during an outage. With --shard K/N, only the properties of
     shard K of N (see gscsync merge). Example: gscsync sync -s sc-domain:example.com
     """
-    settings = opts.settings()
-    if dry_run:
-        jobs = commands.plan_sync(settings)
-        print(render.sync_plan_json(jobs) if as_json else render.sync_plan(jobs))
-        return 0
-    with signals.graceful() as stop, _json_summary(as_json):
-        outcome = commands.run_sync(settings, stop=stop, reset_breaker=reset_breaker)
+    with _json_summary(as_json and not dry_run, "sync"):
+        settings = opts.settings()
+        if dry_run:
+            jobs = commands.plan_sync(settings)
+            print(render.sync_plan_json(jobs) if as_json else render.sync_plan(jobs))
+            return 0
+        with signals.graceful() as stop:
+            outcome = commands.run_sync(settings, stop=stop, reset_breaker=reset_breaker)
     return _ended(outcome, as_json)
 
 
@@ -167,32 +168,36 @@ def backfill(
     Days already final are skipped unless --force. Example:
     gscsync backfill --start 2025-09-01 -s sc-domain:example.com
     """
-    settings = opts.settings()
-    first = parse_date(start, "--start") if start else None
-    last = parse_date(end, "--end") if end else None
-    if dry_run:
-        plan = commands.plan_backfill(settings, start=first, end=last, force=force)
-        print(render.backfill_plan_json(plan) if as_json else render.backfill_plan(plan))
-        return 0
-    with (
-        signals.graceful() as stop,
-        render.progress_display(opts.verbosity if not as_json else -1) as progress,
-        _json_summary(as_json),
-    ):
-        outcome = commands.run_backfill(
-            settings, start=first, end=last, force=force, on_progress=progress, stop=stop
-        )
+    with _json_summary(as_json and not dry_run, "backfill"):
+        settings = opts.settings()
+        first = parse_date(start, "--start") if start else None
+        last = parse_date(end, "--end") if end else None
+        if dry_run:
+            plan = commands.plan_backfill(settings, start=first, end=last, force=force)
+            print(render.backfill_plan_json(plan) if as_json else render.backfill_plan(plan))
+            return 0
+        with (
+            signals.graceful() as stop,
+            render.progress_display(opts.verbosity if not as_json else -1) as progress,
+        ):
+            outcome = commands.run_backfill(
+                settings, start=first, end=last, force=force, on_progress=progress, stop=stop
+            )
     return _ended(outcome, as_json)
 
 
 @contextmanager
-def _json_summary(as_json: bool) -> Iterator[None]:
-    """With --json, a run that ends in an error still prints its summary document."""
+def _json_summary(as_json: bool, command: str) -> Iterator[None]:
+    """With --json, a run that ends in an error still prints a document: its summary, or
+    (a run that could not start: bad settings 2, the lock held 75) the error."""
     try:
         yield
     except GscSyncError as exc:
-        if as_json and exc.outcome is not None:
-            print(render.run_json(exc.outcome))
+        if as_json:
+            if exc.outcome is not None:
+                print(render.run_json(exc.outcome))
+            else:
+                print(render.error_json(command, exc.exit_code, str(exc)))
         raise
 
 
@@ -313,8 +318,13 @@ def merge(
     rows of a day come with it. Runs are kept with their origin (table merged_runs). One
     line per shard. Example: gscsync merge all.db shard-1.db shard-2.db
     """
-    opts.settings()  # logging, and the settings' checks as for every command
-    merge_databases(out, shards, on_merged=lambda merged: print(merged.summary, flush=True))
+    settings = opts.settings()  # logging, and the settings' checks as for every command
+    merge_databases(
+        out,
+        shards,
+        on_merged=lambda merged: print(merged.summary, flush=True),
+        mode=settings.file_mode,
+    )
     return 0
 
 

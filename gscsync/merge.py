@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gscsync.errors import ConfigError
-from gscsync.files import same_file
+from gscsync.files import PRIVATE_MODE, same_file
 from gscsync.lock import hold_lock
 from gscsync.store import SqliteStore, check_db_path, open_store, open_store_readonly
 from gscsync.store.merge import MergeCounts, merge_shard
@@ -51,6 +51,7 @@ def merge_databases(
     shards: Sequence[Path],
     *,
     on_merged: Callable[[ShardMerged], None] | None = None,
+    mode: int = PRIVATE_MODE,
 ) -> list[ShardMerged]:
     """Merge ``shards`` into ``out`` (created if absent), one transaction per shard, in
     the order given; ``on_merged`` hears of each as it is done. A bad shard is a
@@ -60,7 +61,7 @@ def merge_databases(
         _open_shard(shard).close()
     check_db_path(out)
     done: list[ShardMerged] = []
-    with hold_lock(Path(f"{out}.lock")), open_store(out, checked=True) as store:
+    with hold_lock(Path(f"{out}.lock")), open_store(out, checked=True, mode=mode) as store:
         for shard in shards:
             with _open_shard(shard) as source:
                 merged = ShardMerged(shard, merge_shard(store, source, os.path.abspath(shard)))

@@ -137,6 +137,8 @@ def backfill_range(today: date, start: date | None, end: date | None) -> tuple[d
     """The backfill range, defaulted and checked against what the API serves."""
     earliest = earliest_served(today)
     valid = f"the API serves {earliest} through {today} (Pacific Time)"
+    if start is not None and start > today:
+        raise ConfigError(f"--start {start} is in the future; {valid}")
     start = start or earliest
     end = end or today
     if end > today:

@@ -119,6 +119,16 @@ def run_json(outcome: Outcome) -> str:
     )
 
 
+def error_json(command: str, exit_code: int, error: str) -> str:
+    """``sync``/``backfill --json`` of a run that could not start (bad settings, the lock
+    held: ``skipped``): what a script needs to branch on."""
+    status = "skipped" if exit_code == 75 else "failed"
+    return json.dumps(
+        {"command": command, "status": status, "exit_code": exit_code, "error": error},
+        indent=2,
+    )
+
+
 def checks_json(checks: Sequence[Check]) -> str:
     """``check --json``: one object per check (its message carries the fix)."""
     return json.dumps(

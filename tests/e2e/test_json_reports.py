@@ -96,3 +96,31 @@ def test_shards_partition_the_properties_and_each_syncs_its_own(
         assert all(shard_of(s, 3) == k for s in sites)
         seen += sites
     assert sorted(seen) == sorted(SITES)  # every property in exactly one shard
+
+
+def test_a_run_that_cannot_start_still_prints_json(
+    env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gscsync.lock import hold_lock
+
+    with hold_lock(Path(f"{env}.lock")):  # another run holds the lock
+        assert run_cli("sync", "--json", "-s", SITES[0]) == 75
+    held = document(capsys)
+    assert (held["command"], held["status"], held["exit_code"]) == ("sync", "skipped", 75)
+    assert "holds the lock" in held["error"]
+    assert run_cli("backfill", "--json", "--start", "2099-01-01") == 2
+    bad = document(capsys)
+    assert (bad["status"], bad["exit_code"]) == ("failed", 2)
+    assert "--start 2099-01-01 is in the future" in bad["error"]
+
+
+def test_merge_writes_the_merged_database_in_the_file_mode(
+    env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import stat
+
+    assert run_cli("sync", "-s", SITES[0]) == 0
+    monkeypatch.setenv("GSCSYNC_FILE_MODE", "0640")
+    out = tmp_path / "all.db"
+    assert run_cli("merge", str(out), str(env)) == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o640
