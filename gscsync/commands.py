@@ -121,7 +121,9 @@ def _fetching_run(
         return Outcome(command, RunReport(), "skipped", 0, f"{command} is disabled", skipped=True)
     started = time.monotonic()
     today = today or pacific_today()
-    credentials = load_credentials(settings.credentials)  # bad file: exit 2, DB untouched
+    credentials = load_credentials(
+        settings.credentials, settings.sources.get("credentials", "GSCSYNC_CREDENTIALS")
+    )  # bad file: exit 2, DB untouched
     check_db_path(settings.db)
     with (
         hold_lock(settings.lock_path),
@@ -272,7 +274,12 @@ def _alive(pid: int | None) -> bool:
 
 def list_sites(settings: Settings) -> list[SiteListing]:
     """``gscsync sites``: visible properties, marking those ``sync`` will take."""
-    with open_client(settings, load_credentials(settings.credentials)) as client:
+    with open_client(
+        settings,
+        load_credentials(
+            settings.credentials, settings.sources.get("credentials", "GSCSYNC_CREDENTIALS")
+        ),
+    ) as client:
         visible = client.list_sites()
     configured = set(settings.sites)
     out = [
@@ -335,7 +342,12 @@ def _check_lock(settings: Settings) -> Check:
 def _check_api(settings: Settings, today: date) -> list[Check]:
     """The credentials check, then one check per site (none when credentials fail)."""
     try:
-        with open_client(settings, load_credentials(settings.credentials)) as client:
+        with open_client(
+            settings,
+            load_credentials(
+                settings.credentials, settings.sources.get("credentials", "GSCSYNC_CREDENTIALS")
+            ),
+        ) as client:
             who = identity(client)
             checks = [Check("credentials", True, f"a token was obtained for {who}")]
             try:

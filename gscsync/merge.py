@@ -92,7 +92,15 @@ def check_inputs(out: Path, shards: Sequence[Path]) -> None:
 
 
 def _open_shard(path: Path) -> SqliteStore:
+    if path.stat().st_size == 0:
+        raise ConfigError(f"shard {path} is an empty file, not a gscsync database; leave it out")
     try:
         return open_store_readonly(path)
     except ConfigError as exc:
-        raise ConfigError(f"shard {path}: {exc}") from None
+        # the store's advice is for GSCSYNC_DB; for a shard, say what applies to merge
+        reason = str(exc).split(";")[0]
+        if "older schema" in reason:
+            fix = f"upgrade it once with `gscsync check --db {path}`"
+        else:
+            fix = "give a database written by `gscsync sync --shard K/N`"
+        raise ConfigError(f"shard {path}: {reason}; {fix}") from None

@@ -103,7 +103,9 @@ class BackfillPlan:
 def _check_offline(settings: Settings) -> Credentials:
     """What a dry run can check without the network, as a real run would (exit 2 on a bad
     file): the credentials file reads, the database and lock paths can be used."""
-    credentials = load_credentials(settings.credentials)
+    credentials = load_credentials(
+        settings.credentials, settings.sources.get("credentials", "GSCSYNC_CREDENTIALS")
+    )
     check_db_path(settings.db)
     lock_dir = settings.lock_path.parent
     if not lock_dir.is_dir():

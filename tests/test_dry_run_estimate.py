@@ -79,3 +79,17 @@ def test_dry_run_refuses_what_a_real_run_would(
     assert run_cli(command, "--dry-run", "--db", str(tmp_path / "g.db")) == 2
     assert "lock file directory" in capsys.readouterr().err
     assert run_cli(command, "--dry-run", "--db", str(tmp_path / "nodir" / "g.db")) == 2
+
+
+def test_a_bad_credentials_flag_is_named_as_the_flag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GSCSYNC_SITES", SITE)
+    missing = str(tmp_path / "nope.json")
+    assert (
+        run_cli("sync", "--dry-run", "--credentials", missing, "--db", str(tmp_path / "g.db")) == 2
+    )
+    assert "check --credentials" in capsys.readouterr().err
+    monkeypatch.setenv("GSCSYNC_CREDENTIALS", missing)
+    assert run_cli("sync", "--dry-run", "--db", str(tmp_path / "g.db")) == 2
+    assert "check GSCSYNC_CREDENTIALS" in capsys.readouterr().err

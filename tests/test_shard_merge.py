@@ -497,3 +497,22 @@ def test_a_shard_that_fails_midway_leaves_the_output_as_it_was(
     monkeypatch.setattr(store_merge._Merge, "_take_report_day", failing)
     assert run_cli("merge", str(out), str(two)) == 1  # a storage error
     assert dump(out) == before
+
+
+def test_shards_that_are_no_gscsync_database_get_advice_for_merge(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    from tests.conftest import run_cli
+
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    foreign = tmp_path / "foreign.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    for shard, needle in ((empty, "is an empty file"), (foreign, "written by `gscsync sync")):
+        assert run_cli("merge", str(tmp_path / "all.db"), str(shard)) == 2
+        err = capsys.readouterr().err
+        assert needle in err and "GSCSYNC_DB" not in err
+        assert not (tmp_path / "all.db").exists()

@@ -48,14 +48,14 @@ def adc_path() -> Path:
     return Path(_cloud_sdk.get_application_default_credentials_path())
 
 
-def load_credentials(path: Path | None) -> Credentials:
+def load_credentials(path: Path | None, source: str = "GSCSYNC_CREDENTIALS") -> Credentials:
     """Read a credentials file into google-auth credentials, or raise ConfigError.
 
     ``None`` (no GSCSYNC_CREDENTIALS, no GOOGLE_APPLICATION_CREDENTIALS) means gcloud's
     application default credentials file."""
     if path is None:
         path = _default_file()
-    info = _read_json(path)
+    info = _read_json(path, source)
     kind = info.get("type")
     if kind is None and any(isinstance(info.get(k), dict) for k in ("installed", "web")):
         raise ConfigError(
@@ -129,7 +129,7 @@ def _from_info(kind: str, info: Mapping[str, Any], scopes: list[str]) -> Credent
     return with_env
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _read_json(path: Path, source: str = "GSCSYNC_CREDENTIALS") -> dict[str, Any]:
     try:
         text = read_small_file(path, CONFIG_LIMIT).decode("utf-8")
     except NotSmallRegularFile as exc:
@@ -137,9 +137,7 @@ def _read_json(path: Path) -> dict[str, Any]:
             f"credentials file {path} cannot be read ({exc}); give the JSON key file itself"
         ) from None
     except FileNotFoundError:
-        raise ConfigError(
-            f"credentials file {path} does not exist; check GSCSYNC_CREDENTIALS"
-        ) from None
+        raise ConfigError(f"credentials file {path} does not exist; check {source}") from None
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "unreadable"
         raise ConfigError(f"credentials file {path} cannot be read ({reason})") from None
