@@ -222,27 +222,8 @@ def parse_query(doc: Mapping[str, Any], request: Mapping[str, Any]) -> Answer:
                 append(row)
                 continue
             row = row._asdict() | {"keys": list(row.keys)}  # checked again, to name the fault
-        # The fast path takes the rows Google sends (a page is up to 25,000 of them); any
-        # other row goes through _checked_row, which accepts it or says what is wrong.
-        if type(row) is dict:
-            keys, clicks, impressions = row.get("keys"), row.get("clicks"), row.get("impressions")
-            ctr, position = row.get("ctr"), row.get("position")
-            if (
-                width
-                and type(keys) is list
-                and len(keys) == width
-                and type(clicks) is int
-                and 0 <= clicks < MAX_COUNT
-                and type(impressions) is int
-                and 0 <= impressions < MAX_COUNT
-                and type(ctr) is float
-                and 0.0 <= ctr < math.inf
-                and (position is None or (type(position) is float and 0.0 <= position < math.inf))
-                and all([type(k) is str for k in keys])
-                and all([day_ok(keys[at]) for at in date_at])
-            ):
-                append(ApiRow(tuple(keys), clicks, impressions, ctr, position))
-                continue
+        # Rows Google sends arrive typed by row_hook; any other row goes through
+        # _checked_row, which accepts it or says what is wrong.
         append(_checked_row(row, f"row {n}", expected))
     return Answer(rows, metadata if isinstance(metadata, dict) else {})
 
