@@ -313,7 +313,7 @@ def test_unit_density_zero() -> None:
 
 
 def test_report_only_days_leave_the_big_day_budget_in_force(tmp_path: Path, monkeypatch) -> None:
-    with make_server(rows_per_day={"web": 30_000}) as server:
+    with make_server(rows_per_day={"web": 20_000}) as server:
         real = engine.fetch_chunk
         lock, now, peak = threading.Lock(), [0], [0]
 
