@@ -320,12 +320,12 @@ class GscClient:
             else:
                 limiter_sleep = self.limiter.sleep
                 self.limiter.acquire(sleep=lambda delay: self._wait(delay, limiter_sleep))
-        with self._count_lock:
-            self.requests += 1
         slots = self.slots
-        if slots is not None:
+        if slots is not None:  # a slot first: a request given up while waiting is not sent
             while not slots.acquire(timeout=0.2):
                 self._check_live()
+        with self._count_lock:
+            self.requests += 1
         try:
             return self._exchange(method, url, object_hook, **kwargs)
         finally:
