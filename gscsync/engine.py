@@ -18,7 +18,7 @@ from datetime import date
 from typing import Any
 
 from gscsync.api.breaker import Breaker
-from gscsync.api.client import ClientClosed, GscClient
+from gscsync.api.client import DAILY_ROW_CAP, ClientClosed, GscClient
 from gscsync.budget import BIG_INFLIGHT, Cooloff, MemoryBudget
 from gscsync.errors import (
     AccessRefused,
@@ -29,7 +29,7 @@ from gscsync.errors import (
     Tripped,
     Unauthorized,
 )
-from gscsync.fetch import DAILY_ROW_CAP, Probe, fetch_chunk, probe, size_job
+from gscsync.fetch import Probe, fetch_chunk, probe, size_job
 from gscsync.logs import scrub
 from gscsync.models import (
     ZERO_TOTALS,

@@ -18,7 +18,7 @@ from functools import cache
 from typing import Any
 
 from gscsync.api.answers import ApiRow, first_incomplete_date, iso_day, one_line
-from gscsync.api.client import ClientClosed, GscClient
+from gscsync.api.client import DAILY_ROW_CAP, ClientClosed, GscClient
 from gscsync.errors import (
     AccessRefused,
     ApiError,
@@ -42,8 +42,6 @@ from gscsync.planner import Finality, finality
 from gscsync.pool import fan_out
 from gscsync.reports import fetch_reports
 from gscsync.split import Rows, Split, split_capped
-
-DAILY_ROW_CAP = 50_000
 
 log = logging.getLogger("gscsync")
 

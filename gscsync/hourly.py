@@ -20,7 +20,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from gscsync.api.answers import InvalidAnswer, one_line
-from gscsync.api.client import GscClient
+from gscsync.api.client import DAILY_ROW_CAP, GscClient
 from gscsync.errors import (
     AccessRefused,
     ApiError,
@@ -39,7 +39,6 @@ log = logging.getLogger("gscsync")
 PACIFIC = ZoneInfo("America/Los_Angeles")
 HOURLY_DAYS = 10  # the API serves hourly data for about the last 10 days
 ASSUMED_COMPLETE_LAG = 3  # without a marker, days this old are taken as complete
-HOUR_CAP = 50_000  # rows a day the API serves for one grouped request
 _HOUR = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:00:00[+-][0-9]{2}:[0-9]{2}")
 
 
@@ -132,7 +131,7 @@ def fetch_hours(
                 sorted(totals[day].items()),
                 list(rows[day].values()),
                 complete,
-                served[day] >= HOUR_CAP,
+                served[day] >= DAILY_ROW_CAP,
             )
         )
     return out

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from gscsync.api.answers import InvalidAnswer
-from gscsync.api.client import GscClient
+from gscsync.api.client import DAILY_ROW_CAP, GscClient
 from gscsync.models import (
     APPEARANCE_DETAIL,
     REPORT_DIMENSION,
@@ -29,8 +29,6 @@ from gscsync.models import (
     Totals,
     by_property,
 )
-
-DAILY_ROW_CAP = 50_000  # rows a day the API serves for one grouped request
 
 
 def _sums_to_totals(search_type: str, report: str) -> bool:

@@ -48,6 +48,7 @@ from gscsync.errors import (
 )
 
 ROW_LIMIT = 25_000
+DAILY_ROW_CAP = 50_000  # rows a day the API serves for one grouped request, at most
 MAX_PAGES = 400  # 10 million rows: far past the API's cap, a guard against a looping server
 MAX_BACKOFF = 64.0
 TIMEOUT = 60.0  # seconds for a whole request (GSCSYNC_TIMEOUT)
