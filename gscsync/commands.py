@@ -44,7 +44,7 @@ from gscsync.planner import (
     backfill_range,
     sync_jobs,
 )
-from gscsync.plans import BackfillPlan, ledger_of, plan_backfill, plan_sync, with_reports
+from gscsync.plans import BackfillPlan, Ledgers, plan_backfill, plan_sync
 from gscsync.pool import call_abandonable
 from gscsync.runlog import RunLog, error_for, metrics_disabled, ping_disabled
 from gscsync.shard import shard_sites
@@ -168,8 +168,9 @@ def _fetching_run(
                         quota_patience=settings.quota_patience,
                         split_budget=settings.split_budget,
                     )
-                    jobs = make_jobs(ledger_of(store, settings), sites, today)
-                    engine.run(with_reports(jobs, store, settings, force=force))
+                    ledgers = Ledgers(store, settings)
+                    jobs = make_jobs(ledgers.ledger, sites, today)
+                    engine.run(ledgers.with_reports(jobs, force=force))
                     if command == "sync" and settings.hourly and report.stopped is None:
                         sync_hourly(
                             store,

@@ -4,7 +4,6 @@ which check what they can without the network and fetch nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import TYPE_CHECKING
@@ -17,7 +16,6 @@ from gscsync.fetch import resolve_sites
 from gscsync.models import Job
 from gscsync.planner import (
     Estimate,
-    LedgerOf,
     backfill_jobs,
     backfill_range,
     estimate,
@@ -30,61 +28,66 @@ if TYPE_CHECKING:
     from google.auth.credentials import Credentials
 
 
-def ledger_of(store: Store, settings: Settings) -> LedgerOf:
-    """The ledger the planner sees: a day is final when its detail and every report table
-    kept for its type are stored final."""
+Stored = dict[date, tuple[bool, frozenset[str]]]  # by day: detail final, reports final
 
-    def ledger(site: str, search_type: str) -> dict[date, str]:
-        days: dict[date, str] = {
-            date.fromisoformat(d): e.status for d, e in store.ledger(site, search_type).items()
+
+class Ledgers:
+    """The ledgers one planning pass reads, each once per site and type: the detail's
+    (``sync_days``) and the report tables' (``report_days``)."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self._store, self._settings = store, settings
+        self._read: dict[tuple[str, str], tuple[dict[date, str], Stored]] = {}
+
+    def _of(self, site: str, search_type: str) -> tuple[dict[date, str], Stored]:
+        key = (site, search_type)
+        if key not in self._read:
+            entries = self._store.ledger(site, search_type).items()
+            statuses: dict[date, str] = {date.fromisoformat(d): e.status for d, e in entries}
+            reports = self._settings.reports_for(search_type)
+            final_reports: dict[date, set[str]] = {}
+            if reports:
+                for (report, day), e in self._store.report_ledger(site, search_type).items():
+                    if e.status == "final" and report in reports:
+                        final_reports.setdefault(date.fromisoformat(day), set()).add(report)
+            detail = {d for d, status in statuses.items() if status == "final"}
+            stored = _Missing(
+                {
+                    day: (day in detail, frozenset(final_reports.get(day, ())))
+                    for day in detail | set(final_reports)
+                }
+            )
+            self._read[key] = statuses, stored
+        return self._read[key]
+
+    def ledger(self, site: str, search_type: str) -> dict[date, str]:
+        """The ledger the planner sees (a LedgerOf): a day is final when its detail and
+        every report table kept for its type are stored final; ``reports`` when only a
+        report table is missing (the detail is final: catch-up counts it)."""
+        statuses, stored = self._of(site, search_type)
+        reports = self._settings.reports_for(search_type)
+        return {
+            day: "reports"
+            if status == "final" and not stored[day][1].issuperset(reports)
+            else status
+            for day, status in statuses.items()
         }
-        reports = settings.reports_for(search_type)
-        if reports:
-            stored = _stored(store, site, search_type, reports)
-            for day, status in days.items():
-                if status == "final" and not stored[day][1].issuperset(reports):
-                    days[day] = "reports"  # a report is missing: ask about the day again
-        return days
 
-    return ledger
-
-
-def _stored(
-    store: Store, site: str, search_type: str, reports: Sequence[str]
-) -> dict[date, tuple[bool, frozenset[str]]]:
-    """By day: whether its detail is stored final, and which report tables are."""
-    final_reports: dict[date, set[str]] = {}
-    for (report, day), entry in store.report_ledger(site, search_type).items():
-        if entry.status == "final" and report in reports:
-            final_reports.setdefault(date.fromisoformat(day), set()).add(report)
-    detail = {
-        date.fromisoformat(d)
-        for d, e in store.ledger(site, search_type).items()
-        if e.status == "final"
-    }
-    return _Missing(
-        {
-            day: (day in detail, frozenset(final_reports.get(day, ())))
-            for day in detail | set(final_reports)
-        }
-    )
+    def with_reports(self, jobs: list[Job], *, force: bool = False) -> list[Job]:
+        """Each job with the report tables its type keeps and what of them is stored."""
+        return [
+            replace(
+                job,
+                reports=self._settings.reports_for(job.search_type),
+                stored={} if force else self._of(job.site_url, job.search_type)[1],
+            )
+            for job in jobs
+        ]
 
 
 class _Missing(dict[date, tuple[bool, frozenset[str]]]):
     def __missing__(self, key: date) -> tuple[bool, frozenset[str]]:
         return (False, frozenset())
-
-
-def with_reports(
-    jobs: list[Job], store: Store, settings: Settings, *, force: bool = False
-) -> list[Job]:
-    """Each job with the report tables its type keeps and what of them is stored."""
-    out = []
-    for job in jobs:
-        reports = settings.reports_for(job.search_type)
-        stored = {} if force else _stored(store, job.site_url, job.search_type, reports)
-        out.append(replace(job, reports=reports, stored=stored))
-    return out
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,7 @@ def plan_sync(settings: Settings, *, today: date | None = None) -> list[Job]:
         return sync_jobs(
             sites,
             settings.search_types,
-            ledger_of(store, settings),
+            Ledgers(store, settings).ledger,
             today=today,
             window=settings.sync_days,
         )
@@ -154,7 +157,7 @@ def plan_backfill(
     with store:
         sites = _plan_sites(settings, credentials)
         jobs = backfill_jobs(
-            sites, settings.search_types, ledger_of(store, settings), first=first, last=last,
+            sites, settings.search_types, Ledgers(store, settings).ledger, first=first, last=last,
             force=force,
         )  # fmt: skip
         estimates = []
