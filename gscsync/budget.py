@@ -33,18 +33,18 @@ BIG_MARGIN = 2.0  # a day counts as big while bound x density x this reaches ROW
 
 
 class MemoryBudget:
-    def __init__(self) -> None:
-        self._bounds: dict[tuple[str, str, str], int] = {}
+    """``page_totals``: the by-page totals the sizing requests answered, by (site, type,
+    day), as the engine keeps them; their impressions are the days' bounds."""
+
+    def __init__(self, page_totals: Mapping[tuple[str, str, str], Totals]) -> None:
+        self._page_totals = page_totals
         self._density: dict[tuple[str, str], float] = {}
         self._most_rows: dict[tuple[str, str], int] = {}
         self._futures: set[Future[Any]] = set()
 
-    def note_bounds(
-        self, days: Iterable[tuple[DayTask, Totals]], bounds: Mapping[str, int]
-    ) -> None:
-        for task, _ in days:
-            if task.date in bounds:
-                self._bounds[(task.site_url, task.search_type, task.date)] = bounds[task.date]
+    def _bound(self, task: DayTask, otherwise: int) -> int:
+        sized = self._page_totals.get((task.site_url, task.search_type, task.date))
+        return sized.impressions if sized is not None else otherwise
 
     def is_big(self, chunk: Chunk) -> bool:
         if not chunk.big:
@@ -56,7 +56,7 @@ class MemoryBudget:
         if self._most_rows[job] * BIG_MARGIN >= ROW_LIMIT:  # a day of the job came near
             return True
         task, totals = chunk.days[0]
-        bound = self._bounds.get((task.site_url, task.search_type, task.date), totals.impressions)
+        bound = self._bound(task, totals.impressions)
         return bound * density * BIG_MARGIN >= ROW_LIMIT
 
     def learn(self, data: DayData) -> None:
@@ -64,8 +64,7 @@ class MemoryBudget:
         task = data.task
         if not task.detail:  # its report tables alone: no detail rows to learn from
             return
-        bound = self._bounds.get((task.site_url, task.search_type, task.date))
-        bound = bound or data.totals.impressions
+        bound = self._bound(task, 0) or data.totals.impressions
         job = (task.site_url, task.search_type)
         self._most_rows[job] = max(self._most_rows.get(job, 0), len(data.rows))
         if data.truncated:

@@ -92,7 +92,7 @@ class Engine:
         self._chunks: list[tuple[int, int, Chunk]] = []  # heap: newest first, then order
         self._seq = 0
         inflight: dict[Future[Any], Work] = {}
-        self.budget = MemoryBudget()
+        self.budget = MemoryBudget(self._page_totals)
         self.cooloff = Cooloff(self.quota_cooloff, self.quota_patience, self.clock)
         big = min(self.big_inflight, self.concurrency)
         self.client.slots = threading.Semaphore(self.concurrency)  # work may fan out
@@ -279,7 +279,6 @@ class Engine:
         for task, _ in packing.days:
             if task.date in page_totals:  # a day the answer left out stays unknown
                 self._page_totals[task_key(task)] = page_totals[task.date]
-        self.budget.note_bounds(packing.days, bounds)
         self._push(pack(packing.days, bounds, appearance))
 
     def _after_chunk(self, chunk: Chunk, fut: Future[Any]) -> None:

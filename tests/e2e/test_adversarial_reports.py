@@ -297,8 +297,8 @@ def test_hourly_failure_outlives_the_window(server, tmp_path: Path) -> None:
     assert rep.healthy, rep.problems
 
 
-def test_unit_density_zero() -> None:
-    b = MemoryBudget()
+def test_a_report_only_day_teaches_the_budget_nothing() -> None:
+    b = MemoryBudget({})
     t = Totals(0, 900_000, 0.0, None)
     big = Chunk("s", "web", ((DayTask("s", "web", "2026-01-02"), t),), big=True)
     assert b.is_big(big)
