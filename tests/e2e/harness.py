@@ -10,12 +10,41 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from gscsync.emulator import EmulatorServer, new_service_account_key
+from gscsync.config import Settings
+from gscsync.emulator import (
+    Emulator,
+    EmulatorConfig,
+    EmulatorServer,
+    SiteData,
+    new_service_account_key,
+)
 from gscsync.fetch import dimensions_for
 
 GOOD = ("sc-domain:shop.example", "https://blog.example/")
 TYPES = ("web", "discover", "googleNews", "news")
 KEY = new_service_account_key()
+SHOP = "sc-domain:shop.example"  # the one property of the in-process runs
+
+
+def shop_server(rows_per_day: dict[str, int] | None = None, **config: Any) -> EmulatorServer:
+    """The emulator serving SHOP (the emulator's own rows unless given), its key trusted."""
+    site = SiteData(SHOP) if rows_per_day is None else SiteData(SHOP, rows_per_day=rows_per_day)
+    keys = {KEY.client_email: KEY.public_pem}
+    return EmulatorServer(Emulator(EmulatorConfig(sites=[site], public_keys=keys, **config)))
+
+
+def run_settings(server: EmulatorServer, tmp_path: Path, **settings: Any) -> Settings:
+    """Settings for an in-process run against ``server``: SHOP, a key file and a database
+    in ``tmp_path``, no rate limit worth the name; ``settings`` over those."""
+    key = KEY.write(tmp_path / "key.json", f"{server.url}/token")
+    base: dict[str, Any] = {
+        "credentials": key,
+        "sites": (SHOP,),
+        "db": tmp_path / "gsc.db",
+        "api_url": server.url,
+        "qpm": 100_000,
+    }
+    return Settings(**(base | settings))
 
 
 class Env:

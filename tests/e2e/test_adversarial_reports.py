@@ -4,7 +4,6 @@ over loopback, the real engine, client and store."""
 
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -20,14 +19,14 @@ from gscsync.budget import MemoryBudget
 from gscsync.commands import run_backfill, run_sync, status
 from gscsync.config import ENV_VARS, Settings
 from gscsync.dates import earliest_served
-from gscsync.emulator import Emulator, EmulatorConfig, EmulatorServer, SiteData
+from gscsync.emulator import EmulatorServer
 from gscsync.emulator.server import google_error
 from gscsync.errors import GscSyncError
 from gscsync.models import REPORTS, Chunk, DayData, DayTask, Totals
 from gscsync.reports import fetch_reports
-from tests.e2e.harness import KEY
+from tests.e2e.harness import SHOP, run_settings, shop_server
 
-SITE = "sc-domain:shop.example"
+SITE = SHOP
 
 
 @pytest.fixture(autouse=True)
@@ -39,13 +38,7 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Pa
 
 
 def make_server(**config: Any) -> EmulatorServer:
-    rows = config.pop("rows_per_day", {"web": 40})
-    cfg = EmulatorConfig(
-        sites=[SiteData(SITE, rows_per_day=rows)],
-        public_keys={KEY.client_email: KEY.public_pem},
-        **config,
-    )
-    return EmulatorServer(Emulator(cfg))
+    return shop_server(config.pop("rows_per_day", {"web": 40}), **config)
 
 
 @pytest.fixture
@@ -55,20 +48,8 @@ def server() -> Iterator[EmulatorServer]:
 
 
 def settings(server: EmulatorServer, tmp_path: Path, **kw: Any) -> Settings:
-    key = KEY.write(tmp_path / "key.json", f"{server.url}/token")
-    base = Settings(
-        credentials=key,
-        sites=(SITE,),
-        db=tmp_path / "gsc.db",
-        api_url=server.url,
-        qpm=100_000,
-        search_types=("web",),
-        sync_days=5,
-        tables=(),
-        hourly=False,
-        max_attempts=1,
-    )
-    return dataclasses.replace(base, **kw)
+    defaults = {"search_types": ("web",), "sync_days": 5, "tables": (), "max_attempts": 1}
+    return run_settings(server, tmp_path, **(defaults | kw))
 
 
 def rows(db: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:

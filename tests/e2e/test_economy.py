@@ -4,7 +4,6 @@ no stored value. In process (the emulator over loopback, the real engine and cli
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import sqlite3
 import threading
@@ -19,34 +18,25 @@ import pytest
 from gscsync import engine
 from gscsync.commands import run_backfill, run_sync
 from gscsync.config import Settings
-from gscsync.emulator import Emulator, EmulatorConfig, EmulatorServer, SiteData
+from gscsync.emulator import EmulatorServer
 from gscsync.models import SEARCH_TYPE_NAMES
 from gscsync.planner import pack
-from tests.e2e.harness import KEY
+from tests.e2e.harness import SHOP, run_settings, shop_server
 
 pytestmark = pytest.mark.e2e
-SITE = "sc-domain:shop.example"
+SITE = SHOP
 
 
 @pytest.fixture
 def server() -> Iterator[EmulatorServer]:
-    config = EmulatorConfig(sites=[SiteData(SITE)], public_keys={KEY.client_email: KEY.public_pem})
-    with EmulatorServer(Emulator(config)) as srv:
+    with shop_server() as srv:
         yield srv
 
 
 def settings(server: EmulatorServer, tmp_path: Path, **kw: Any) -> Settings:
-    key = KEY.write(tmp_path / "key.json", f"{server.url}/token")
-    base = Settings(
-        credentials=key,
-        sites=(SITE,),
-        db=tmp_path / "gsc.db",
-        api_url=server.url,
-        qpm=100_000,
-        search_types=SEARCH_TYPE_NAMES,
-        tables=(),  # the detail's economy; the report tables' own is in test_reports
+    return run_settings(
+        server, tmp_path, **({"search_types": SEARCH_TYPE_NAMES, "tables": ()} | kw)
     )
-    return dataclasses.replace(base, **kw)
 
 
 def log_of(server: EmulatorServer, stype: str | None = None) -> list[dict[str, Any]]:

@@ -4,7 +4,6 @@ emulator over loopback, the real engine, client and store."""
 
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -15,37 +14,25 @@ import pytest
 
 from gscsync.commands import run_sync
 from gscsync.config import Settings
-from gscsync.emulator import Emulator, EmulatorConfig, EmulatorServer, SiteData
-from tests.e2e.harness import KEY
+from gscsync.emulator import EmulatorServer
+from tests.e2e.harness import SHOP, run_settings, shop_server
 
 pytestmark = pytest.mark.e2e
-SITE = "sc-domain:shop.example"
+SITE = SHOP
 
 
 @pytest.fixture
 def server() -> Iterator[EmulatorServer]:
-    config = EmulatorConfig(
-        sites=[SiteData(SITE, rows_per_day={"web": 40})],
-        public_keys={KEY.client_email: KEY.public_pem},
-    )
-    with EmulatorServer(Emulator(config)) as srv:
+    with shop_server({"web": 40}) as srv:
         yield srv
 
 
 def settings(server: EmulatorServer, tmp_path: Path, **kw: Any) -> Settings:
-    key = KEY.write(tmp_path / "key.json", f"{server.url}/token")
-    base = Settings(
-        credentials=key,
-        sites=(SITE,),
-        db=tmp_path / "gsc.db",
-        api_url=server.url,
-        qpm=100_000,
-        search_types=("web",),
-        sync_days=5,
-        tables=(),
-        hourly=True,
+    return run_settings(
+        server,
+        tmp_path,
+        **({"search_types": ("web",), "sync_days": 5, "tables": (), "hourly": True} | kw),
     )
-    return dataclasses.replace(base, **kw)
 
 
 def rows(db: Path, sql: str) -> list[tuple[Any, ...]]:

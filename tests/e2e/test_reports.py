@@ -4,7 +4,6 @@ README says. In process: the emulator over loopback, the real engine, client and
 
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,35 +13,24 @@ import pytest
 
 from gscsync.commands import run_backfill, run_sync
 from gscsync.config import Settings, load_settings
-from gscsync.emulator import Emulator, EmulatorConfig, EmulatorServer, SiteData
+from gscsync.emulator import EmulatorServer
 from gscsync.errors import ConfigError
 from gscsync.models import REPORTS
-from tests.e2e.harness import KEY
+from tests.e2e.harness import SHOP, run_settings, shop_server
 
 pytestmark = pytest.mark.e2e
-SITE = "sc-domain:shop.example"
+SITE = SHOP
 COLUMN = {"by_query": "query", "by_page": "page", "by_country": "country", "by_device": "device"}
 
 
 @pytest.fixture
 def server() -> Iterator[EmulatorServer]:
-    config = EmulatorConfig(sites=[SiteData(SITE)], public_keys={KEY.client_email: KEY.public_pem})
-    with EmulatorServer(Emulator(config)) as srv:
+    with shop_server() as srv:
         yield srv
 
 
 def settings(server: EmulatorServer, tmp_path: Path, **kw: Any) -> Settings:
-    key = KEY.write(tmp_path / "key.json", f"{server.url}/token")
-    base = Settings(
-        credentials=key,
-        sites=(SITE,),
-        db=tmp_path / "gsc.db",
-        api_url=server.url,
-        qpm=100_000,
-        search_types=("web",),
-        sync_days=8,
-    )
-    return dataclasses.replace(base, **kw)
+    return run_settings(server, tmp_path, **({"search_types": ("web",), "sync_days": 8} | kw))
 
 
 def api_answer(server: EmulatorServer, body: dict[str, Any]) -> list[dict[str, Any]]:
