@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -108,3 +111,27 @@ def run_cli(*args: str) -> int:
         main(list(args))
     code = info.value.code
     return int(code) if isinstance(code, int) else 1
+
+
+HOLD = (
+    "import sys, time\n"
+    "from pathlib import Path\n"
+    "from gscsync.lock import hold_lock\n"
+    "with hold_lock(Path(sys.argv[1])):\n"
+    "    print('held', flush=True)\n"
+    "    time.sleep(60)\n"
+)
+
+
+@contextmanager
+def lock_held_elsewhere(lock: Path) -> Iterator[subprocess.Popen[str]]:
+    """Another process holds ``lock`` (as a running gscsync would) until the block ends."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(lock)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+        yield proc
+    finally:
+        proc.kill()
+        proc.communicate()

@@ -19,17 +19,9 @@ from pytest_httpx import HTTPXMock
 from gscsync.errors import ConfigError, LockHeld
 from gscsync.lock import OPEN_ATTEMPTS, guard_name, hold_lock
 from gscsync.store import open_store
-from tests.conftest import run_cli
+from tests.conftest import lock_held_elsewhere, run_cli
 from tests.fakes import FakeGsc
 
-HOLD = (
-    "import sys, time\n"
-    "from pathlib import Path\n"
-    "from gscsync.lock import hold_lock\n"
-    "with hold_lock(Path(sys.argv[1])):\n"
-    "    print('held', flush=True)\n"
-    "    time.sleep(60)\n"
-)
 TRY = (
     "import sys\n"
     "from pathlib import Path\n"
@@ -46,17 +38,8 @@ TRY = (
 @pytest.fixture
 def holder(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
     """Process A: holds the lock of ``tmp_path / 'gsc.db.lock'`` until killed."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(tmp_path / "gsc.db.lock")],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    with lock_held_elsewhere(tmp_path / "gsc.db.lock") as proc:
         yield proc
-    finally:
-        proc.kill()
-        proc.communicate()
 
 
 def second_process(lock: Path) -> str:

@@ -11,7 +11,6 @@ import os
 import re
 import stat
 import subprocess
-import sys
 import threading
 import time
 import warnings
@@ -33,7 +32,7 @@ from gscsync.lock import hold_lock, parse_holder, read_holder
 from gscsync.metrics import METRICS_MODE, PER_COMMAND, write_metrics
 from gscsync.models import BreakerState, RunReport
 from gscsync.store import memory_store, open_store
-from tests.conftest import run_cli
+from tests.conftest import lock_held_elsewhere, run_cli
 from tests.fakes import FakeGsc
 
 S1 = "sc-domain:example.com"
@@ -394,21 +393,8 @@ def test_a_lock_file_an_older_version_left_is_still_its_own(tmp_path: Path) -> N
 
 @pytest.fixture
 def held(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
-    code = (
-        "import sys, time\nfrom pathlib import Path\nfrom gscsync.lock import hold_lock\n"
-        "with hold_lock(Path(sys.argv[1])):\n    print('held', flush=True)\n    time.sleep(60)\n"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, str(tmp_path / "gsc.db.lock")],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    with lock_held_elsewhere(tmp_path / "gsc.db.lock") as proc:
         yield proc
-    finally:
-        proc.kill()
-        proc.communicate()
 
 
 def test_a_second_process_reads_who_holds_the_lock(

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from pytest_httpx import HTTPXMock
 
-from tests.conftest import run_cli
+from tests.conftest import lock_held_elsewhere, run_cli
 from tests.fakes import TOKEN_URI, FakeGsc
 
 S1, S2, S3 = "sc-domain:example.com", "https://www.example.org/", "https://locked.example/"
@@ -124,26 +122,11 @@ def test_check_unwritable_database_path_exits_1(
 def test_check_beside_a_running_sync_reports_it_and_passes(
     served: FakeGsc, capsys: pytest.CaptureFixture[str], api_env: Path
 ) -> None:
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time; from pathlib import Path; from gscsync.lock import hold_lock\n"
-            "with hold_lock(Path(sys.argv[1])):\n print('held', flush=True); time.sleep(30)",
-            f"{api_env}.lock",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with lock_held_elsewhere(Path(f"{api_env}.lock")) as holder:
         # a smoke run or a health probe beside the 04:00 sync: information, not a failure
         assert run_cli("check", "-s", S1) == 0
         out = capsys.readouterr().out
         assert f"✓ lock: a gscsync run is going on (pid {holder.pid}, since 20" in out
-    finally:
-        holder.kill()
-        holder.communicate()
 
 
 def test_check_says_when_syncing_is_disabled(

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import subprocess
-import sys
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,7 @@ from typing import Any
 import pytest
 from pytest_httpx import HTTPXMock
 
-from tests.conftest import run_cli
+from tests.conftest import lock_held_elsewhere, run_cli
 from tests.fakes import FakeGsc
 
 S1 = "sc-domain:example.com"
@@ -242,25 +240,10 @@ def test_lock_held_exits_75_naming_the_pid(
 ) -> None:
     monkeypatch.setenv("GSCSYNC_SITES", S1)
     lock = tmp_path / "gsc.db.lock"
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time; from pathlib import Path; from gscsync.lock import hold_lock\n"
-            "with hold_lock(Path(sys.argv[1])):\n print('held', flush=True); time.sleep(30)",
-            str(lock),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with lock_held_elsewhere(lock) as holder:
         assert run_cli("sync") == 75
         err = capsys.readouterr().err
         assert f"pid {holder.pid}" in err and err.count("\n") == 1
-    finally:
-        holder.kill()
-        holder.communicate()
     # a dead holder leaves no stale lock
     from gscsync.lock import hold_lock
 
