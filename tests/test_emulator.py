@@ -361,6 +361,24 @@ def test_latency(served: Any) -> None:
     assert time.monotonic() - started >= 0.3
 
 
+def test_latency_holds_the_time_making_the_answer_took(served: Any) -> None:
+    # Faults.latency is how long an answer takes, as Google's include their own work: the
+    # emulator's time making it (0.4 s here) is inside the 0.6 s, not added to it.
+    server, client = served
+    server.emulator.config.faults = Faults(latency=0.6)
+    real = server.emulator.query
+
+    def slow(site: str, body: dict[str, Any]) -> dict[str, Any]:
+        time.sleep(0.4)
+        return real(site, body)
+
+    server.emulator.query = slow
+    started = time.monotonic()
+    r = client.post(query_url(), json={"startDate": "2026-01-01", "endDate": "2026-01-01"})
+    took = time.monotonic() - started
+    assert r.status_code == 200 and 0.6 <= took < 0.95  # not 1.0: latency plus making
+
+
 def test_unparseable_request_body_is_a_400(served: Any) -> None:
     _, client = served
     r = client.post(query_url(), content=b"{", headers={"Content-Type": "application/json"})

@@ -48,7 +48,9 @@ PERMISSION_HELP = "See also: https://support.google.com/webmasters/answer/245199
 class Faults:
     """Failure injection, decided per Search Analytics request from a seeded draw."""
 
-    latency: float = 0.0  # seconds added to every API answer
+    # seconds every Search Analytics answer takes, computing it included (an answer goes out
+    # no sooner; the emulator's own work does not add to it, as Google's is inside its own)
+    latency: float = 0.0
     rate_429: float = 0.0
     rate_500: float = 0.0
     rate_503: float = 0.0
@@ -427,6 +429,7 @@ class _Handler(BaseHTTPRequestHandler):
     # servers do not have and that made every request look 40 ms slower than it is.
     disable_nagle_algorithm = True
     server: EmulatorServer
+    _due: float | None = None  # when the Search Analytics answer being made may go out
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
         return
@@ -472,11 +475,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _query(self, site: str, raw: bytes) -> None:
         emu = self.server.emulator
         if emu.config.faults.latency:
-            time.sleep(emu.config.faults.latency)
+            self._due = time.monotonic() + emu.config.faults.latency
         fault = emu.fault()
         if fault in FAULT_ERRORS:
             raise google_error(*FAULT_ERRORS[fault])
         if fault == "drop":
+            self._hold()
             self.close_connection = True
             return
         try:
@@ -541,6 +545,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Answer ``doc`` as JSON; ``api`` answers (not the token endpoint's, not the test
         hooks') get the body faults: drip, oversize."""
         payload = json.dumps(doc).encode()
+        self._hold()
         f = self.server.emulator.config.faults
         size = f.oversize if api and f.oversize is not None else len(payload)
         drip = f.drip if api else None
@@ -568,6 +573,12 @@ class _Handler(BaseHTTPRequestHandler):
                 self._pad(size - len(payload) if size >= 0 else None)
         except (BrokenPipeError, ConnectionResetError):  # the client gave up: fine
             self.close_connection = True
+
+    def _hold(self) -> None:
+        """Wait until the answer is due (``Faults.latency`` after the query came)."""
+        if self._due is not None:
+            time.sleep(max(0.0, self._due - time.monotonic()))
+            self._due = None
 
     def _pad(self, count: int | None) -> None:
         """``count`` bytes of whitespace (None: until the client hangs up)."""
