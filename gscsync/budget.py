@@ -76,6 +76,10 @@ class MemoryBudget:
         self._futures.add(fut)
         return fut
 
+    def holds(self, fut: Future[Any]) -> bool:
+        """Whether ``fut`` is a chunk that may hold a big day."""
+        return fut in self._futures
+
     def done(self, fut: Future[Any]) -> None:
         self._futures.discard(fut)
 

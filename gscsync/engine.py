@@ -19,6 +19,7 @@ from typing import Any
 
 from gscsync.api.breaker import Breaker
 from gscsync.api.client import DAILY_ROW_CAP, ClientClosed, GscClient
+from gscsync.api.slots import Slots
 from gscsync.budget import BIG_INFLIGHT, Cooloff, MemoryBudget
 from gscsync.errors import (
     AccessRefused,
@@ -95,15 +96,14 @@ class Engine:
         self.budget = MemoryBudget(self._page_totals)
         self.cooloff = Cooloff(self.quota_cooloff, self.quota_patience, self.clock)
         big = min(self.big_inflight, self.concurrency)
-        self.client.slots = threading.Semaphore(self.concurrency)  # work may fan out
-        with DaemonPool(self.concurrency) as pool, DaemonPool(big, "gscsync-big") as big_pool:
+        self.client.slots = Slots(self.concurrency)  # work may fan out
+        # Work in flight: the concurrency and some to spare, so that a freed request slot
+        # has work waiting for it while this thread writes (the slots bound the requests).
+        admitted = self.concurrency + max(1, self.concurrency // 2)
+        with DaemonPool(admitted) as pool, DaemonPool(big, "gscsync-big") as big_pool:
             self._big_pool = big_pool
             while self._probes or self._packings or self._chunks or inflight:
-                while self._has_work() and len(inflight) < self.concurrency:
-                    work = self._next(inflight)
-                    if work is None:
-                        break
-                    inflight[self._submit(pool, work)] = work
+                self._admit(pool, inflight, admitted)
                 if not inflight:
                     if self._cooling() and not self._should_stop():
                         self.stop.wait(POLL)  # a signal ends the wait at once
@@ -112,14 +112,36 @@ class Engine:
                 done, _ = wait(inflight, timeout=POLL, return_when=FIRST_COMPLETED)
                 if self._abandon(inflight):
                     break
+                # Probes, sizings and big days first (what they plan is admitted next; a
+                # big day's rows go before another may come), then the new work goes out,
+                # then the other chunks' days are written while it runs.
+                later = []
                 for fut in done:
-                    self.budget.done(fut)
-                    self._after(inflight.pop(fut), fut)
-                    report.requests = self.client.requests
-                    if self.on_progress is not None:
-                        self.on_progress(report)
+                    work = inflight.pop(fut)
+                    if isinstance(work, Chunk) and not self.budget.holds(fut):
+                        later.append((work, fut))
+                    else:
+                        self.budget.done(fut)
+                        self._after(work, fut)
+                        self._progress()
+                self._admit(pool, inflight, admitted)
+                for work, fut in later:
+                    self._after(work, fut)
+                    self._progress()
         report.requests = self.client.requests
         return report
+
+    def _admit(self, pool: DaemonPool, inflight: dict[Future[Any], Work], most: int) -> None:
+        while self._has_work() and len(inflight) < most:
+            work = self._next(inflight)
+            if work is None:
+                break
+            inflight[self._submit(pool, work)] = work
+
+    def _progress(self) -> None:
+        self.report.requests = self.client.requests
+        if self.on_progress is not None:
+            self.on_progress(self.report)
 
     def _next(self, inflight: dict[Future[Any], Work]) -> Work | None:
         """The next work to start: probes, then sizing, then the newest chunk that the

@@ -35,15 +35,24 @@ from gscsync.models import (
     DayData,
     DayTask,
     DetailRow,
+    JobAppearance,
     Packing,
     Totals,
 )
 from gscsync.planner import Finality, finality
-from gscsync.pool import fan_out
+from gscsync.pool import fan_out, in_background
 from gscsync.reports import fetch_reports
 from gscsync.split import Rows, Split, split_capped
 
 log = logging.getLogger("gscsync")
+
+
+# How many requests wait in a row on each kind of request: when more requests wait than
+# the concurrency admits, the client serves the longest chain first (api/slots.py). A
+# probe heads its job (sizing, detail page, its empty page); a sizing, the detail pages; an
+# appearance listing, its empty page and then the request for each appearance; a detail
+# page, the next page. Everything else ends its chain (0).
+FOLLOW_PROBE, FOLLOW_SIZING, FOLLOW_LISTING, FOLLOW_DETAIL = 3, 2, 2, 1
 
 
 def dimensions_for(search_type: str) -> list[str]:
@@ -112,7 +121,7 @@ def _date_totals(
     """Totals by date of one date-grouped request (its date keys checked to be days of the
     range), and its metadata."""
     span = (end - start).days + 1
-    result = client.query(site_url, body, complete=lambda n: n >= span)
+    result = client.query(site_url, body, complete=lambda n: n >= span, follows=FOLLOW_PROBE)
     totals = {row.keys[0]: _metrics(row) for row in result.rows}
     return totals, result.metadata
 
@@ -155,13 +164,12 @@ def probe(client: GscClient, site_url: str, search_type: str, start: date, end: 
     return Probe(Finality(final_through, max(fresh) if fresh else None), {**totals, **final})
 
 
-def size_job(
-    client: GscClient, packing: Packing
-) -> tuple[dict[str, Totals], dict[str, list[AppearanceRow]]]:
+def size_job(client: GscClient, packing: Packing) -> tuple[dict[str, Totals], JobAppearance | None]:
     """For the days of one job: the by-page totals of each day (one request; their
     impressions bound the day's detail rows, since a detail row has at least one
-    impression), and the search appearance of the days that want their detail, for the
-    whole range the two-step way."""
+    impression), returned as soon as they are in; and the search appearance of the days
+    that want their detail, for the whole range the two-step way, started beside the
+    sizing and left running (the detail requests need not wait for it)."""
     first, last = packing.days[0][0], packing.days[-1][0]
     body = {
         "startDate": first.date,
@@ -174,18 +182,28 @@ def size_job(
     start, end = date.fromisoformat(first.date), date.fromisoformat(last.date)
     span = (end - start).days + 1
     days = [t.date for t, _ in packing.days if t.detail]
-    base = {k: v for k, v in body.items() if k not in ("dimensions", "aggregationType")}
-    if days:  # the appearance of the days that want their detail, beside the sizing
+    pending = None
+    if days:
+        base = {k: v for k, v in body.items() if k not in ("dimensions", "aggregationType")}
         base.update(startDate=days[0], endDate=days[-1])
-    results: list[Any] = fan_out(
-        [
-            lambda: client.query(first.site_url, body, complete=lambda n: n >= span).rows,
-            lambda: appearances(client, first.site_url, days, base) if days else {},
-        ]
-    )
-    sized: list[ApiRow] = results[0]
-    appearance: dict[str, list[AppearanceRow]] = results[1]
-    return {row.keys[0]: _metrics(row) for row in sized}, appearance
+        pending = in_background(functools.partial(appearances, client, first.site_url, days, base))
+    sized = client.query(
+        first.site_url, body, complete=lambda n: n >= span, follows=FOLLOW_SIZING
+    ).rows
+    return {row.keys[0]: _metrics(row) for row in sized}, pending
+
+
+def _job_appearance(chunk: Chunk) -> dict[str, list[AppearanceRow]] | None:
+    """The job's search appearance, once its requests are done; None when the chunk has
+    none or they failed (the chunk then asks for its own days' appearance, so that a
+    failure is retried, or fails, with the chunk's days)."""
+    if chunk.appearance is None:
+        return None
+    try:
+        return chunk.appearance.result()
+    except ApiError as exc:
+        log.debug("%s: the job's search appearance failed (%s)", chunk.site_url, exc)
+        return None
 
 
 def _detail(
@@ -197,7 +215,7 @@ def _detail(
     served = dict.fromkeys(days, 0)
     pages = 0
     strings: dict[str, str] = {}
-    for page in client.pages(site, body, cap=cap):
+    for page in client.pages(site, body, cap=cap, follows=FOLLOW_DETAIL):
         pages += 1
         for api_row in page.rows:  # reduced page by page: the JSON goes at once
             day = rows.get(api_row.keys[0])
@@ -269,9 +287,8 @@ def _detail_days(
         rows[days[0]] = split.rows
         if not split.capped:
             capped.clear()
-    if chunk.appearance is not None:  # fetched for the whole job when it was sized
-        appearance = dict(zip(days, map(list, chunk.appearance), strict=True))
-    else:
+    appearance = _job_appearance(chunk)  # fetched for the whole job beside its detail
+    if appearance is None:
         appearance = appearances(client, chunk.site_url, days, base)
     return [
         DayData(
@@ -295,7 +312,8 @@ def appearances(
     request per appearance, filtered by it and grouped by date, or one per day grouped by
     appearance."""
     span = (date.fromisoformat(base["endDate"]) - date.fromisoformat(base["startDate"])).days + 1
-    listing = client.query(site, {**base, "dimensions": ["searchAppearance"]}).rows
+    listed = {**base, "dimensions": ["searchAppearance"]}
+    listing = client.query(site, listed, follows=FOLLOW_LISTING).rows
     out: dict[str, dict[str, AppearanceRow]] = {d: {} for d in days}
     if len(days) == 1:
         for r in listing:

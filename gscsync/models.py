@@ -7,6 +7,7 @@ statuses are Literals, so mypy checks every spelling.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any, Literal, NamedTuple
@@ -188,6 +189,11 @@ class DayTask:
     reports: tuple[str, ...] = ()  # the report tables to fetch for the day
 
 
+# A job's search appearance by day, fetched on a thread of its own beside the job's detail
+# requests: the chunks wait for it only once their detail is in.
+JobAppearance = Future[dict[str, list["AppearanceRow"]]]
+
+
 @dataclass(frozen=True)
 class Chunk:
     """Consecutive days of one site and type fetched by one detail request (packed small
@@ -198,8 +204,8 @@ class Chunk:
     search_type: str
     days: tuple[tuple[DayTask, Totals], ...]  # oldest first, all final or all fresh
     big: bool = False  # may hold a capped day: counts against the memory budget
-    # each day's search appearance when already fetched for the whole job, else None
-    appearance: tuple[tuple[AppearanceRow, ...], ...] | None = None
+    # the job's search appearance by day, fetched beside its detail requests, else None
+    appearance: JobAppearance | None = None
 
     @property
     def newest(self) -> str:

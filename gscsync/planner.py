@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from gscsync.dates import days, earliest_served
 from gscsync.errors import ConfigError
-from gscsync.models import AppearanceRow, Chunk, DataState, DayTask, Job, Totals
+from gscsync.models import Chunk, DataState, DayTask, Job, JobAppearance, Totals
 
 # When a site refuses access before we learn which days are final, the days at least
 # this old are recorded as failed (Google finalises days within 2-3 days).
@@ -176,7 +176,7 @@ BIG_IMPRESSIONS = 5_000  # a lone day with more impressions may be large: memory
 def pack(
     days: Sequence[tuple[DayTask, Totals]],
     bounds: Mapping[str, int] | None,
-    appearance: Mapping[str, Sequence[AppearanceRow]] | None = None,
+    appearance: JobAppearance | None = None,
     *,
     limit: int = ROW_LIMIT,
 ) -> list[Chunk]:
@@ -185,15 +185,12 @@ def pack(
     ``bounds`` maps a day to its page-aggregated impressions, an upper bound on its detail
     rows (each row has at least one impression). A day without a bound, or over ``limit``,
     is a chunk of its own; so is every day when ``bounds`` is None (nothing to pack by).
-    ``appearance`` (by day), when known, travels with the days.
+    ``appearance``, the job's search appearance being fetched, travels with the days.
     """
 
     def chunk(days: Sequence[tuple[DayTask, Totals]], big: bool = False) -> Chunk:
         site, stype = days[0][0].site_url, days[0][0].search_type
-        seen = None
-        if appearance is not None:
-            seen = tuple(tuple(appearance.get(t.date, ())) for t, _ in days)
-        return Chunk(site, stype, tuple(days), big, seen)
+        return Chunk(site, stype, tuple(days), big, appearance)
 
     chunks: list[Chunk] = []
     run: list[tuple[DayTask, Totals]] = []

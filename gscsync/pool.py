@@ -99,6 +99,14 @@ def result_of(fut: Future[Any]) -> Any:
         raise WorkerError(f"internal error: {type(exc).__name__}: {exc}") from exc
 
 
+def in_background(fn: Callable[[], T]) -> Future[T]:
+    """``fn()`` started on a daemon thread of its own; its result, or failure, in the future
+    (the thread ends when ``fn`` does)."""
+    with DaemonPool(1, "gscsync-side") as pool:
+        fut: Future[T] = pool.submit(fn)
+    return fut
+
+
 def fan_out(calls: Sequence[Callable[[], T]]) -> list[T]:
     """``calls`` side by side on daemon threads (the client's slots bound the requests in
     flight), their results in order; the first failure is raised once all have ended."""

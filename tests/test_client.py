@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
+from typing import Any
 
 import httpx
 import pytest
 from pytest_httpx import HTTPXMock
 
+from gscsync.api import client as client_module
 from gscsync.api.answers import parse_query
 from gscsync.api.client import ROW_LIMIT, GscClient, encode_site, error_from_response
+from gscsync.api.slots import Slots
 from gscsync.errors import (
     ApiError,
     BadRequest,
@@ -220,3 +225,48 @@ def test_rows_without_position_store_null_and_missing_dimensions_empty() -> None
     key, row = to_detail(checked, dims)
     assert key == ("", "https://ex/p", "fra", "")
     assert row == ("", "https://ex/p", "fra", "", 3, 9, 0.3, None)
+
+
+def test_a_request_slot_is_free_while_an_answer_is_decoded(
+    httpx_mock: HTTPXMock, client: GscClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One slot: the first answer's decoding waits for the second request to be sent. The
+    # slot bounds the requests on the wire; were it held while decoding, the second could
+    # not go until the first is decoded, and the wait below would run out.
+    client.slots = Slots(1)
+    second_sent, waited = threading.Event(), []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if json.loads(request.content).get("startDate") == "2026-01-02":
+            second_sent.set()
+        return httpx.Response(200, json={"rows": rows(1)})
+
+    real_hook = client_module.row_hook
+
+    def row_hook() -> Any:
+        hook = real_hook()
+        first = threading.current_thread().name == "first"
+
+        def slow(obj: dict[str, Any]) -> Any:
+            if first and not waited:
+                waited.append(second_sent.wait(5))
+            return hook(obj)
+
+        return slow
+
+    monkeypatch.setattr(client_module, "row_hook", row_hook)
+    httpx_mock.add_callback(answer, is_reusable=True)
+
+    def ask(day: str) -> None:
+        client.query_page("sc-domain:example.com", {"startDate": day, **BY_QUERY})
+
+    first = threading.Thread(target=ask, args=("2026-01-01",), name="first")
+    first.start()
+    while not httpx_mock.get_requests():
+        time.sleep(0.001)
+    second = threading.Thread(target=ask, args=("2026-01-02",), name="second")
+    second.start()
+    first.join(10)
+    second.join(10)
+    assert waited == [True]
+    assert client.slots._free == 1  # every slot given back, once

@@ -38,6 +38,7 @@ from gscsync.api.answers import (
     row_hook,
 )
 from gscsync.api.ratelimit import RateLimiter
+from gscsync.api.slots import Slots
 from gscsync.api.transport import MB, read_body, within
 from gscsync.errors import (
     ApiError,
@@ -188,7 +189,7 @@ class GscClient:
         self.requests = 0
         # requests in flight at once, when set (the run's concurrency): work that fans out
         # into parallel requests stays within it
-        self.slots: threading.Semaphore | None = None
+        self.slots: Slots | None = None
         self.closed = False  # set when the run is over: abandoned workers end quietly
 
     def close(self) -> None:
@@ -202,10 +203,12 @@ class GscClient:
         url = f"{self.base_url}/webmasters/v3/sites"
         return self._call("GET", url, parse_sites, data_endpoint=False)
 
-    def query_page(self, site_url: str, body: dict[str, Any]) -> Answer:
-        """One ``searchAnalytics.query`` request; its answer checked against ``body``."""
+    def query_page(self, site_url: str, body: dict[str, Any], follows: int = 0) -> Answer:
+        """One ``searchAnalytics.query`` request; its answer checked against ``body``.
+        ``follows``: how many requests wait on it in a row (see Slots)."""
         url = f"{self.base_url}/webmasters/v3/sites/{encode_site(site_url)}/searchAnalytics/query"
-        return self._call("POST", url, query_parser(body), json=body, object_hook=row_hook())
+        parse = query_parser(body)
+        return self._call("POST", url, parse, json=body, object_hook=row_hook(), follows=follows)
 
     def pages(
         self,
@@ -214,6 +217,7 @@ class GscClient:
         *,
         cap: int | None = None,
         complete: Callable[[int], bool] | None = None,
+        follows: int = 0,
     ) -> Iterator[Answer]:
         """Each page of a query: ``rowLimit`` 25000, ``startRow`` on until an empty page.
 
@@ -222,10 +226,13 @@ class GscClient:
         ``cap`` rows were served (the API serves no more) or ``complete(rows so far)``
         says every row is in (a date-grouped answer with a row for each day of its range).
         A generator, so a caller can reduce each page before the next is fetched.
+        ``follows``: the requests waiting in a row on the first page, its own next page
+        included (one fewer for each page after it).
         """
         start = 0
-        for _ in range(MAX_PAGES):
-            page = self.query_page(site_url, {**body, "rowLimit": ROW_LIMIT, "startRow": start})
+        for n in range(MAX_PAGES):
+            paged = {**body, "rowLimit": ROW_LIMIT, "startRow": start}
+            page = self.query_page(site_url, paged, max(follows - n, 0))
             if not page.rows and start:
                 return
             yield page
@@ -236,11 +243,15 @@ class GscClient:
                 return
 
     def query(
-        self, site_url: str, body: dict[str, Any], complete: Callable[[int], bool] | None = None
+        self,
+        site_url: str,
+        body: dict[str, Any],
+        complete: Callable[[int], bool] | None = None,
+        follows: int = 0,
     ) -> QueryResult:
         """Every page of a query, gathered (for small answers such as the date probe)."""
         result = QueryResult()
-        for page in self.pages(site_url, body, complete=complete):
+        for page in self.pages(site_url, body, complete=complete, follows=follows):
             result.pages += 1
             if result.pages == 1:
                 result.metadata = page.metadata
@@ -312,6 +323,7 @@ class GscClient:
         method: str,
         url: str,
         object_hook: Callable[[dict[str, Any]], Any] | None = None,
+        follows: int = 0,
         **kwargs: Any,
     ) -> dict[str, Any]:
         self._check_live()
@@ -323,21 +335,26 @@ class GscClient:
                 self.limiter.acquire(sleep=lambda delay: self._wait(delay, limiter_sleep))
         slots = self.slots
         if slots is not None:  # a slot first: a request given up while waiting is not sent
-            while not slots.acquire(timeout=0.2):
-                self._check_live()
+            slots.acquire(follows, self._check_live)
         with self._count_lock:
             self.requests += 1
+        todo = [slots.release] if slots is not None else []
+
+        def release() -> None:  # once the answer is in: decoding it needs no slot
+            while todo:
+                todo.pop()()
+
         try:
-            return self._exchange(method, url, object_hook, **kwargs)
+            return self._exchange(method, url, object_hook, release, **kwargs)
         finally:
-            if slots is not None:
-                slots.release()
+            release()
 
     def _exchange(
         self,
         method: str,
         url: str,
         object_hook: Callable[[dict[str, Any]], Any] | None,
+        received: Callable[[], None],
         **kwargs: Any,
     ) -> dict[str, Any]:
         budget, by_run = self.timeout, False
@@ -348,7 +365,7 @@ class GscClient:
                 within(budget) as until,
                 self.http.stream(method, url, timeout=budget, **kwargs) as response,
             ):
-                return self._read(response, until, object_hook)
+                return self._read(response, until, object_hook, received)
         except httpx.TimeoutException:
             if by_run or self.closed:
                 raise ClientClosed("the run's deadline passed during a request") from None
@@ -369,9 +386,11 @@ class GscClient:
         response: httpx.Response,
         until: float,
         object_hook: Callable[[dict[str, Any]], Any] | None = None,
+        received: Callable[[], None] = lambda: None,
     ) -> dict[str, Any]:
         """The JSON object of a 2xx answer, read by ``until``; any other status an error.
-        ``object_hook`` sees each object as it is decoded (rows become compact at once)."""
+        ``object_hook`` sees each object as it is decoded (rows become compact at once);
+        ``received()`` runs once the body is in, before decoding it."""
         status = response.status_code
         if 300 <= status < 400:
             where = one_line(response.headers.get("Location") or "nowhere", 200)
@@ -383,6 +402,7 @@ class GscClient:
                 self.limiter.slow_down()
             raise error
         content = read_body(response, until, self.max_body)
+        received()
         try:
             body = json.loads(content, object_hook=object_hook)
         except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError

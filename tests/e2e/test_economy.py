@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 from gscsync import engine
+from gscsync.api.client import GscClient
 from gscsync.commands import run_backfill, run_sync
 from gscsync.config import Settings
-from gscsync.emulator import EmulatorServer
+from gscsync.emulator import EmulatorServer, Faults
 from gscsync.models import SEARCH_TYPE_NAMES
 from gscsync.planner import pack
 from tests.e2e.harness import SHOP, run_settings, shop_server
@@ -250,3 +251,98 @@ def test_requests_fanned_out_stay_within_the_concurrency(
     outcome = run_sync(settings(server, tmp_path, concurrency=2, sync_days=12))
     assert outcome.exit_code == 0 and outcome.report.days_failed == 0
     assert peak[0] == 2
+
+
+def test_a_jobs_detail_requests_do_not_wait_for_its_search_appearance(
+    server: EmulatorServer, tmp_path: Path
+) -> None:
+    # The job's appearance requests are held until its first detail request comes: had the
+    # detail waited for them, it would never come (each hold gives up after 5 s).
+    emu = server.emulator
+    real, detail_came, held = emu.query, threading.Event(), []
+
+    def query(url: str, body: dict[str, Any]) -> dict[str, Any]:
+        if len(body.get("dimensions", [])) > 2:
+            detail_came.set()
+        elif body.get("dimensions") == ["searchAppearance"] or "dimensionFilterGroups" in body:
+            held.append(detail_came.wait(5))
+        return real(url, body)
+
+    emu.query = query  # type: ignore[method-assign]
+    outcome = run_sync(settings(server, tmp_path, search_types=("web",), sync_days=12))
+    assert outcome.exit_code == 0 and outcome.report.days_failed == 0
+    assert held and all(held)
+    with sqlite3.connect(tmp_path / "gsc.db") as conn:  # and the appearance is stored
+        assert conn.execute("SELECT COUNT(*) FROM search_appearance").fetchone()[0] > 0
+
+
+def test_the_next_request_is_out_while_the_writer_writes(
+    server: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Concurrency 1: while the writer writes a finished chunk's days, more chunks are
+    # already admitted and a request goes out on the freed slot (work to spare). Each
+    # write waits a moment for a detail request to come; without work to spare, none can.
+    emu = server.emulator
+    emu.sites[SITE].rows_per_day.update(web=500)  # two days a chunk: five chunks
+    emu.config.faults = Faults(latency=0.05)  # a chunk's two requests outlast a write's start
+    real_write, overlapped = engine.Engine._write, []
+
+    def detail_requests() -> int:
+        return sum(len(b.get("dimensions", [])) > 2 for _, b in list(emu.log))
+
+    def write(self: engine.Engine, data: Any) -> None:
+        if data.rows and True not in overlapped:
+            before, deadline = detail_requests(), time.monotonic() + 0.5
+            while detail_requests() == before and time.monotonic() < deadline:
+                time.sleep(0.005)
+            overlapped.append(detail_requests() > before)
+        real_write(self, data)
+
+    monkeypatch.setattr(engine.Engine, "_write", write)
+    end = emu.final_through()
+    outcome = run_backfill(
+        settings(server, tmp_path, search_types=("web",), concurrency=1),
+        start=end - timedelta(days=9),
+        end=end,
+    )
+    assert outcome.exit_code == 0 and outcome.report.days_ok == 10
+    assert True in overlapped, overlapped
+
+
+def test_requests_others_wait_on_ask_for_a_slot_ahead(
+    server: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each request tells the slots how many wait on it in a row (api/slots.py serves the
+    # most first): the probes 3, a sizing and an appearance listing 2, a detail page 1.
+    asked: list[tuple[int, str]] = []
+    real = GscClient.query_page
+
+    def query_page(self: GscClient, site: str, body: dict[str, Any], follows: int = 0) -> Any:
+        dims = body.get("dimensions", [])
+        kind = (
+            "sizing"
+            if body.get("aggregationType") == "byPage"
+            else "listing"
+            if dims == ["searchAppearance"]
+            else "detail"
+            if len(dims) > 2
+            else "probe"
+            if "dimensionFilterGroups" not in body
+            else "appearance"
+        )
+        asked.append((follows, kind if body["startRow"] == 0 else f"{kind} next page"))
+        return real(self, site, body, follows)
+
+    monkeypatch.setattr(GscClient, "query_page", query_page)
+    outcome = run_sync(settings(server, tmp_path, search_types=("web",), sync_days=12))
+    assert outcome.exit_code == 0
+    follows = {kind: f for f, kind in asked}
+    assert follows == {
+        "probe": 3,
+        "sizing": 2,
+        "listing": 2,
+        "listing next page": 1,
+        "detail": 1,
+        "detail next page": 0,
+        "appearance": 0,
+    }
