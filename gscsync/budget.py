@@ -20,6 +20,7 @@ the job is in, every marked day may be big.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from typing import Any
@@ -100,6 +101,7 @@ class Cooloff:
         self.waited = 0.0
         self._pauses = 0
         self._resume_at: float | None = None
+        self._lock = threading.Lock()  # the client's workers report quota answers too
 
     def cooling(self) -> bool:
         return self._resume_at is not None and self.clock() < self._resume_at
@@ -111,6 +113,10 @@ class Cooloff:
     def on_quota(self, exc: QuotaExceeded) -> str:
         """``"pause"``, ``"stop"``, or ``"ignored"`` (an answer to a request sent before
         the pause began)."""
+        with self._lock:
+            return self._decide(exc)
+
+    def _decide(self, exc: QuotaExceeded) -> str:
         if self.cooling():
             return "ignored"
         wait_s = exc.retry_after or self.cooloff * 2**self._pauses

@@ -97,6 +97,9 @@ class Engine:
         self.cooloff = Cooloff(self.quota_cooloff, self.quota_patience, self.clock)
         big = min(self.big_inflight, self.concurrency)
         self.client.slots = Slots(self.concurrency)  # work may fan out
+        self.client.hold = self._hold_while_cooling
+        self.client.on_quota = self.cooloff.on_quota  # the pause starts as the answer comes
+        self._side = threading.Semaphore(self.concurrency)  # appearance threads at once
         # Work in flight: the concurrency and some to spare, so that a freed request slot
         # has work waiting for it while this thread writes (the slots bound the requests).
         admitted = self.concurrency + max(1, self.concurrency // 2)
@@ -110,24 +113,31 @@ class Engine:
                         continue
                     break
                 done, _ = wait(inflight, timeout=POLL, return_when=FIRST_COMPLETED)
-                if self._abandon(inflight):
-                    break
-                # Probes, sizings and big days first (what they plan is admitted next; a
-                # big day's rows go before another may come), then the new work goes out,
-                # then the other chunks' days are written while it runs.
+                # Failures, probes, sizings and big days first (what they plan, or a quota
+                # pause, is known before anything new starts; a big day's rows go before
+                # another may come); then new work goes out; then the other chunks' days
+                # are written while it runs. On a stop the work done is still written.
                 later = []
                 for fut in done:
                     work = inflight.pop(fut)
-                    if isinstance(work, Chunk) and not self.budget.holds(fut):
+                    if (
+                        isinstance(work, Chunk)
+                        and not self.budget.holds(fut)
+                        and fut.exception() is None
+                    ):
                         later.append((work, fut))
                     else:
                         self.budget.done(fut)
                         self._after(work, fut)
                         self._progress()
-                self._admit(pool, inflight, admitted)
+                stopping = self._abandon(inflight)
+                if not stopping:
+                    self._admit(pool, inflight, admitted)
                 for work, fut in later:
                     self._after(work, fut)
                     self._progress()
+                if stopping:
+                    break
         report.requests = self.client.requests
         return report
 
@@ -137,6 +147,14 @@ class Engine:
             if work is None:
                 break
             inflight[self._submit(pool, work)] = work
+
+    def _hold_while_cooling(self) -> None:
+        """Before each request: none goes out while the run cools off after a quota answer,
+        not even for work admitted before it came; a stop or the deadline ends the wait."""
+        while self.cooloff.cooling() and not self.stop.is_set():
+            if self.deadline is not None and self.clock() >= self.deadline:
+                return
+            self.stop.wait(POLL)
 
     def _progress(self) -> None:
         self.report.requests = self.client.requests
@@ -171,7 +189,7 @@ class Engine:
         if isinstance(work, Job):
             return pool.submit(self._probe, work)
         if isinstance(work, Packing):
-            return pool.submit(size_job, self.client, work)
+            return pool.submit(size_job, self.client, work, self._side)
         if self.budget.is_big(work):  # on the big-day thread: see BIG_INFLIGHT
             return self.budget.submitted(
                 self._big_pool.submit(fetch_chunk, self.client, work, self.split_budget)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -40,7 +41,7 @@ from gscsync.models import (
     Totals,
 )
 from gscsync.planner import Finality, finality
-from gscsync.pool import fan_out, in_background
+from gscsync.pool import Shared, fan_out
 from gscsync.reports import fetch_reports
 from gscsync.split import Rows, Split, split_capped
 
@@ -164,12 +165,15 @@ def probe(client: GscClient, site_url: str, search_type: str, start: date, end: 
     return Probe(Finality(final_through, max(fresh) if fresh else None), {**totals, **final})
 
 
-def size_job(client: GscClient, packing: Packing) -> tuple[dict[str, Totals], JobAppearance | None]:
+def size_job(
+    client: GscClient, packing: Packing, side: threading.Semaphore | None = None
+) -> tuple[dict[str, Totals], JobAppearance | None]:
     """For the days of one job: the by-page totals of each day (one request; their
     impressions bound the day's detail rows, since a detail row has at least one
     impression), returned as soon as they are in; and the search appearance of the days
     that want their detail, for the whole range the two-step way, started beside the
-    sizing and left running (the detail requests need not wait for it)."""
+    sizing on a thread of ``side``'s (when one is free) and left running: the detail
+    requests need not wait for it."""
     first, last = packing.days[0][0], packing.days[-1][0]
     body = {
         "startDate": first.date,
@@ -186,24 +190,11 @@ def size_job(client: GscClient, packing: Packing) -> tuple[dict[str, Totals], Jo
     if days:
         base = {k: v for k, v in body.items() if k not in ("dimensions", "aggregationType")}
         base.update(startDate=days[0], endDate=days[-1])
-        pending = in_background(functools.partial(appearances, client, first.site_url, days, base))
+        pending = Shared(functools.partial(appearances, client, first.site_url, days, base), side)
     sized = client.query(
         first.site_url, body, complete=lambda n: n >= span, follows=FOLLOW_SIZING
     ).rows
     return {row.keys[0]: _metrics(row) for row in sized}, pending
-
-
-def _job_appearance(chunk: Chunk) -> dict[str, list[AppearanceRow]] | None:
-    """The job's search appearance, once its requests are done; None when the chunk has
-    none or they failed (the chunk then asks for its own days' appearance, so that a
-    failure is retried, or fails, with the chunk's days)."""
-    if chunk.appearance is None:
-        return None
-    try:
-        return chunk.appearance.result()
-    except ApiError as exc:
-        log.debug("%s: the job's search appearance failed (%s)", chunk.site_url, exc)
-        return None
 
 
 def _detail(
@@ -287,8 +278,9 @@ def _detail_days(
         rows[days[0]] = split.rows
         if not split.capped:
             capped.clear()
-    appearance = _job_appearance(chunk)  # fetched for the whole job beside its detail
-    if appearance is None:
+    if chunk.appearance is not None:  # fetched for the whole job beside its detail
+        appearance = chunk.appearance.get()
+    else:
         appearance = appearances(client, chunk.site_url, days, base)
     return [
         DayData(

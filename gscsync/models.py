@@ -7,10 +7,9 @@ statuses are Literals, so mypy checks every spelling.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from datetime import date
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, Protocol
 
 # -- search types: the one table of what each type allows ----------------------------------
 
@@ -189,9 +188,11 @@ class DayTask:
     reports: tuple[str, ...] = ()  # the report tables to fetch for the day
 
 
-# A job's search appearance by day, fetched on a thread of its own beside the job's detail
-# requests: the chunks wait for it only once their detail is in.
-JobAppearance = Future[dict[str, list["AppearanceRow"]]]
+class JobAppearance(Protocol):
+    """A job's search appearance by day, fetched beside the job's detail requests
+    (pool.Shared): its chunks ask for it once their own detail is in."""
+
+    def get(self) -> dict[str, list[AppearanceRow]]: ...
 
 
 @dataclass(frozen=True)

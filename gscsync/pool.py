@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, wait
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from gscsync.api.client import ClientClosed
 from gscsync.errors import GscSyncError, WorkerError
@@ -99,12 +99,45 @@ def result_of(fut: Future[Any]) -> Any:
         raise WorkerError(f"internal error: {type(exc).__name__}: {exc}") from exc
 
 
-def in_background(fn: Callable[[], T]) -> Future[T]:
-    """``fn()`` started on a daemon thread of its own; its result, or failure, in the future
-    (the thread ends when ``fn`` does)."""
-    with DaemonPool(1, "gscsync-side") as pool:
-        fut: Future[T] = pool.submit(fn)
-    return fut
+class Shared(Generic[T]):
+    """One result that several workers need (a job's search appearance, for its chunks).
+
+    Made on a thread of its own at once when ``bound`` has room (at most that many such
+    threads at a time), else by the first worker to ask. When that attempt failed, the
+    next worker to ask makes it again, and its failure (a quota answer, say) reaches that
+    worker and the engine; the other workers wait for it rather than each asking.
+    """
+
+    def __init__(self, make: Callable[[], T], bound: threading.Semaphore | None = None) -> None:
+        self._make = make
+        self._lock = threading.Lock()
+        self._made: list[T] = []
+        self._fut: Future[T] | None = None
+        if bound is not None and bound.acquire(blocking=False):
+
+            def run() -> T:
+                try:
+                    return make()
+                finally:
+                    bound.release()
+
+            try:
+                with DaemonPool(1, "gscsync-side") as pool:
+                    self._fut = pool.submit(run)
+            except RuntimeError:  # no thread to be had (a process limit): made on demand
+                bound.release()
+
+    def get(self) -> T:
+        fut = self._fut
+        if fut is not None:
+            try:
+                return fut.result()
+            except Exception as exc:  # noqa: BLE001 - made again below, its failure raised
+                log.debug("shared work failed (%s): made again", exc)
+        with self._lock:
+            if not self._made:
+                self._made.append(self._make())
+            return self._made[0]
 
 
 def fan_out(calls: Sequence[Callable[[], T]]) -> list[T]:

@@ -44,6 +44,7 @@ from gscsync.errors import (
     ApiError,
     BadResponse,
     NetworkError,
+    QuotaExceeded,
     RateLimited,
     TransientError,
 )
@@ -190,6 +191,8 @@ class GscClient:
         # requests in flight at once, when set (the run's concurrency): work that fans out
         # into parallel requests stays within it
         self.slots: Slots | None = None
+        self.hold: Callable[[], None] | None = None  # waits out the run's quota pause
+        self.on_quota: Callable[[QuotaExceeded], object] | None = None  # starts it
         self.closed = False  # set when the run is over: abandoned workers end quietly
 
     def close(self) -> None:
@@ -336,8 +339,6 @@ class GscClient:
         slots = self.slots
         if slots is not None:  # a slot first: a request given up while waiting is not sent
             slots.acquire(follows, self._check_live)
-        with self._count_lock:
-            self.requests += 1
         todo = [slots.release] if slots is not None else []
 
         def release() -> None:  # once the answer is in: decoding it needs no slot
@@ -345,7 +346,16 @@ class GscClient:
                 todo.pop()()
 
         try:
+            if self.hold is not None:  # the run's quota pause: even a request given a slot
+                self.hold()  # during it waits it out
+                self._check_live()
+            with self._count_lock:
+                self.requests += 1
             return self._exchange(method, url, object_hook, release, **kwargs)
+        except QuotaExceeded as exc:
+            if self.on_quota is not None:  # paused before the slot is free for another
+                self.on_quota(exc)
+            raise
         finally:
             release()
 

@@ -346,3 +346,104 @@ def test_requests_others_wait_on_ask_for_a_slot_ahead(
         "detail next page": 0,
         "appearance": 0,
     }
+
+
+def quota_error() -> Exception:
+    from gscsync.emulator.server import google_error
+
+    return google_error(
+        403, "quotaExceeded", "Search Analytics load quota exceeded.", "RESOURCE_EXHAUSTED"
+    )
+
+
+def test_a_quota_answer_to_the_jobs_appearance_costs_one_request_not_one_per_chunk(
+    server: EmulatorServer, tmp_path: Path
+) -> None:
+    # The job's appearance listing is refused once: the run pauses, and the first chunk to
+    # want the appearance asks again for the whole job while the others wait for it (each
+    # asking for its own days cost 90 more requests on 90 days, and no pause).
+    emu = server.emulator
+    end = emu.final_through()
+    start = end - timedelta(days=89)
+    (tmp_path / "a").mkdir()
+    s = settings(server, tmp_path / "a", search_types=("web",))
+    assert run_backfill(s, start=start, end=end).exit_code == 0
+    clean = len(log_of(server))
+    emu.log.clear()
+    real, refused = emu.query, []
+
+    def query(url: str, body: dict[str, Any]) -> dict[str, Any]:
+        if body.get("dimensions") == ["searchAppearance"] and not refused:
+            refused.append(body)
+            raise quota_error()
+        return real(url, body)
+
+    emu.query = query  # type: ignore[method-assign]
+    (tmp_path / "b").mkdir()
+    s = settings(server, tmp_path / "b", search_types=("web",), quota_cooloff=0.2)
+    outcome = run_backfill(s, start=start, end=end)  # the run pauses 0.2 s, then goes on
+    assert outcome.exit_code == 0 and outcome.report.days_ok == 90 and refused
+    assert len(log_of(server)) == clean  # the refused one is not logged: one more asked
+    assert dump(tmp_path / "a" / "gsc.db") == dump(tmp_path / "b" / "gsc.db")
+
+
+def test_no_request_goes_out_during_a_quota_pause(server: EmulatorServer, tmp_path: Path) -> None:
+    # Every detail request is refused: the first refusal pauses the run, and no request
+    # starts during a pause, not even one for work admitted before it began and waiting
+    # for a request slot (the pause starts before the refused request's slot is free).
+    from gscsync import budget
+
+    emu = server.emulator
+    emu.sites[SITE].rows_per_day.update(web=700)  # about a day a chunk
+    real, sent, windows = emu.query, [], []
+    real_on_quota = budget.Cooloff.on_quota
+
+    def on_quota(self: budget.Cooloff, exc: Any) -> str:
+        decided = real_on_quota(self, exc)
+        if decided == "pause":
+            windows.append((time.monotonic(), self._resume_at))
+        return decided
+
+    def query(url: str, body: dict[str, Any]) -> dict[str, Any]:
+        if len(body.get("dimensions", [])) > 2:
+            sent.append(time.monotonic())
+            time.sleep(0.05)  # refused after every request in flight has come
+            raise quota_error()
+        return real(url, body)
+
+    emu.query = query  # type: ignore[method-assign]
+    s = settings(
+        server,
+        tmp_path,
+        search_types=("web",),
+        concurrency=4,
+        quota_cooloff=0.3,
+        quota_patience=2.0,
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(budget.Cooloff, "on_quota", on_quota)
+        end = emu.final_through()
+        outcome = run_backfill(s, start=end - timedelta(days=19), end=end)
+    assert outcome.report.stopped == "quota" and len(windows) >= 2
+    during = [t for t in sent if any(a < t < b for a, b in windows)]
+    assert during == []
+
+
+def test_appearance_threads_stay_within_the_concurrency(
+    server: EmulatorServer, tmp_path: Path
+) -> None:
+    # Each job's appearance goes on a thread of its own beside the sizing, but no more
+    # such threads at once than GSCSYNC_CONCURRENCY: the others are fetched by a chunk.
+    emu = server.emulator
+    real, peak = emu.query, [0]
+
+    def query(url: str, body: dict[str, Any]) -> dict[str, Any]:
+        side = sum(t.name.startswith("gscsync-side") for t in threading.enumerate())
+        peak[0] = max(peak[0], side)
+        time.sleep(0.01)  # the appearance threads overlap
+        return real(url, body)
+
+    emu.query = query  # type: ignore[method-assign]
+    outcome = run_sync(settings(server, tmp_path, concurrency=2, sync_days=12))
+    assert outcome.exit_code == 0 and outcome.report.days_failed == 0
+    assert 1 <= peak[0] <= 2
