@@ -120,16 +120,15 @@ class Engine:
                 later = []
                 for fut in done:
                     work = inflight.pop(fut)
-                    if (
-                        isinstance(work, Chunk)
-                        and not self.budget.holds(fut)
-                        and fut.exception() is None
-                    ):
-                        later.append((work, fut))
-                    else:
-                        self.budget.done(fut)
-                        self._after(work, fut)
-                        self._progress()
+                    if isinstance(work, Chunk) and fut.exception() is None:
+                        for data in fut.result():  # how big its days were, before more come
+                            self.budget.learn(data)
+                        if not self.budget.holds(fut):
+                            later.append((work, fut))
+                            continue
+                    self.budget.done(fut)
+                    self._after(work, fut)
+                    self._progress()
                 stopping = self._abandon(inflight)
                 if not stopping:
                     self._admit(pool, inflight, admitted)
@@ -340,8 +339,7 @@ class Engine:
                 self._day_failed(task, exc)
             return
         self.cooloff.answered()
-        for data in days:
-            self.budget.learn(data)
+        for data in days:  # the budget learnt from them as they came (run)
             self._write(data)
 
     def _write(self, data: DayData) -> None:
